@@ -1,0 +1,77 @@
+"""Messages on the bus between head-end and MDMS (msgpack via msgspec).
+
+Reads travel in columnar batches: one list per field, one position per read. A read's
+identity is (meter_id, channel, interval_end); ``interval_end`` is Unix seconds (UTC) of the
+END of the interval.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+from openami.errors import DecodeError
+
+__all__ = [
+    "SUBJECT_COLLECT",
+    "SUBJECT_READS",
+    "Channel",
+    "CollectRequest",
+    "ReadBatch",
+    "ReadSource",
+    "decode_message",
+    "encode_message",
+]
+
+SUBJECT_READS = "ami.reads"
+SUBJECT_COLLECT = "ami.collect"
+
+
+class Channel(IntEnum):
+    """What a read measures. Interval channels are energy over the interval, register channels
+    the cumulative register at the interval end; all in Wh."""
+
+    IMPORT_INTERVAL = 1  # +A over the interval (OBIS 1.0.1.29.0.255)
+    EXPORT_INTERVAL = 2  # -A over the interval (OBIS 1.0.2.29.0.255)
+    IMPORT_REGISTER = 3  # +A cumulative (OBIS 1.0.1.8.0.255)
+    EXPORT_REGISTER = 4  # -A cumulative (OBIS 1.0.2.8.0.255)
+
+
+class ReadSource(IntEnum):
+    PUSH = 1  # the meter pushed it at the interval end
+    RECOLLECT = 2  # the head-end collected it again on the MDMS's request
+
+
+class ReadBatch(msgspec.Struct, frozen=True, tag="reads"):
+    meter_id: list[int]
+    channel: list[int]
+    interval_end: list[int]
+    value_wh: list[int]
+    source: list[int]
+    status: list[int]  # the meter's AMR profile status bits for that interval
+
+
+class CollectRequest(msgspec.Struct, frozen=True, tag="collect"):
+    """Individual collection: read one meter's load profile between two interval ends."""
+
+    meter_id: int
+    from_end: int
+    to_end: int
+    request_id: str
+
+
+Message = ReadBatch | CollectRequest
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Message)
+
+
+def encode_message(message: Message) -> bytes:
+    return _ENCODER.encode(message)
+
+
+def decode_message(data: bytes) -> Message:
+    try:
+        return _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"bus message does not decode: {exc}") from None

@@ -1,0 +1,1 @@
+"""The simulated world: meters, their consumption and their networks."""

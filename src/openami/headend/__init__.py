@@ -1,0 +1,1 @@
+"""The utility's side of Route A: meter security, ingest of pushes, collection."""

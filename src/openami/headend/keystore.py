@@ -1,0 +1,71 @@
+"""Per-meter security state kept by the head-end.
+
+For every meter: its own suite 0 keys, its system title and address, the highest invocation
+counter accepted from it (anything not above it is a replay), and the counter the head-end
+uses for its own requests to it. Keys never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from openami.errors import SecurityError
+from openami.protocols.dlms.security import SuiteZero
+from openami.transport.memory import Address
+
+__all__ = ["KeyStore", "MeterSecurity"]
+
+
+@dataclass(slots=True)
+class MeterSecurity:
+    meter_id: int
+    system_title: bytes
+    address: Address
+    suite: SuiteZero = field(repr=False)
+    last_meter_counter: int = -1
+    client_counter: int = 0
+
+
+class KeyStore:
+    def __init__(self) -> None:
+        self._by_title: dict[bytes, MeterSecurity] = {}
+        self._by_id: dict[int, MeterSecurity] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def provision(
+        self, meter_id: int, system_title: bytes, address: Address, ek: bytes, ak: bytes
+    ) -> None:
+        """Install (or replace) a meter's keys; replay state restarts with new keys."""
+        entry = MeterSecurity(meter_id, system_title, address, SuiteZero(ek, ak))
+        self._by_title[system_title] = entry
+        self._by_id[meter_id] = entry
+
+    def by_title(self, system_title: bytes) -> MeterSecurity:
+        entry = self._by_title.get(system_title)
+        if entry is None:
+            raise SecurityError(f"unknown system title {system_title.hex()}")
+        return entry
+
+    def by_id(self, meter_id: int) -> MeterSecurity:
+        entry = self._by_id.get(meter_id)
+        if entry is None:
+            raise SecurityError(f"no keys for meter {meter_id}")
+        return entry
+
+    def open(self, system_title: bytes, content: bytes) -> tuple[MeterSecurity, bytes]:
+        """Authenticate and decrypt content from a meter, enforcing counter freshness."""
+        entry = self.by_title(system_title)
+        counter, plaintext = entry.suite.unprotect(system_title, content)
+        if counter <= entry.last_meter_counter:
+            raise SecurityError(
+                f"replayed invocation counter {counter} from meter {entry.meter_id}"
+                f" (last accepted {entry.last_meter_counter})"
+            )
+        entry.last_meter_counter = counter
+        return entry, plaintext
+
+    def next_client_counter(self, entry: MeterSecurity) -> int:
+        entry.client_counter += 1
+        return entry.client_counter

@@ -1,0 +1,55 @@
+"""The head-end as one object: its network endpoint, key store, ingest, collector and bus."""
+
+from __future__ import annotations
+
+from openami.bus.contract import SUBJECT_COLLECT, SUBJECT_READS, CollectRequest, decode_message, encode_message
+from openami.bus.memory import MemoryBus
+from openami.headend.collection import Collector
+from openami.headend.ingest import Ingest
+from openami.headend.keystore import KeyStore
+from openami.transport.memory import Address, MemoryEndpoint
+
+__all__ = ["HeadEnd"]
+
+MAX_ATTEMPTS = 3  # sends of one collection request before the head-end gives up on it
+
+
+class HeadEnd:
+    def __init__(self, keys: KeyStore, endpoint: MemoryEndpoint, address: Address, bus: MemoryBus) -> None:
+        self.keys = keys
+        self.endpoint = endpoint
+        self.bus = bus
+        self.ingest = Ingest(keys)
+        self.collector = Collector(keys, endpoint, address)
+        self.ingest.on_response = self.collector.on_response
+        self._collect = bus.subscribe(SUBJECT_COLLECT)
+        self.published_reads = 0
+
+    def poll_network(self) -> int:
+        datagrams = self.endpoint.receive_all()
+        for datagram in datagrams:
+            self.ingest.receive(datagram)
+        return len(datagrams)
+
+    def flush(self) -> None:
+        """Publish what was read since the last flush as one batch."""
+        if len(self.ingest.reads):
+            batch = self.ingest.reads.take()
+            self.bus.publish(SUBJECT_READS, encode_message(batch))
+            self.published_reads += len(batch.meter_id)
+
+    def poll_bus(self) -> int:
+        """Take collection requests from the MDMS and queue them for sending."""
+        taken = 0
+        for message in self._collect.fetch(10_000):
+            request = decode_message(message.data)
+            if isinstance(request, CollectRequest):
+                self.collector.submit(request)
+                taken += 1
+            message.ack()
+        return taken
+
+    def collection_tick(self) -> None:
+        """Send what is queued, and again what went unanswered since the last tick."""
+        self.collector.retry_pending(MAX_ATTEMPTS)
+        self.collector.dispatch()

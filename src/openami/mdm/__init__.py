@@ -1,0 +1,1 @@
+"""Meter data management: registry, idempotent ingest, gaps and re-collection, checks."""

@@ -1,0 +1,1 @@
+"""Sans-IO protocol libraries: bytes and events in, bytes and events out."""

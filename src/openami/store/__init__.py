@@ -1,0 +1,1 @@
+"""Storage backends: the interval data lake (Parquet + DuckDB) and operational SQL."""
