@@ -89,9 +89,7 @@ def _convert(raw: Mapping[str, Any], where: str, strict: bool) -> Config:
         raise ConfigError(f"invalid configuration {where}: {exc}") from None
 
 
-def load_config(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Load and validate the configuration; raise ``ConfigError`` with one clear line."""
     env = os.environ if environ is None else environ
     file_layer: dict[str, Any] = {}

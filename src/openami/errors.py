@@ -3,11 +3,11 @@
 The tree::
 
     AmiError                     root: catch this to catch everything openami raises on purpose
-    ├── ConfigError              a configuration value (TOML file, OPENAMI_* variable, flag) is invalid
+    ├── ConfigError              a setting (TOML file, OPENAMI_* variable, flag) is invalid
     ├── ProtocolError            a protocol rule was broken; the subclass says by which side
     │   ├── LocalProtocolError   our side asked for something the protocol forbids
     │   └── RemoteProtocolError  the peer sent something the protocol forbids
-    │       ├── DecodeError      bytes that do not decode (truncated, bad tag, bad length, bad value)
+    │       ├── DecodeError      bytes that do not decode (truncated, bad tag, length or value)
     │       └── SecurityError    failed authentication, unknown sender, replayed or old counter
     ├── TransportError           a transport could not send or receive
     ├── BusError                 the bus refused a publish or an acknowledgement

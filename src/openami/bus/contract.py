@@ -8,6 +8,7 @@ END of the interval.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import cast
 
 import msgspec
 
@@ -72,6 +73,6 @@ def encode_message(message: Message) -> bytes:
 
 def decode_message(data: bytes) -> Message:
     try:
-        return _DECODER.decode(data)
+        return cast(Message, _DECODER.decode(data))
     except msgspec.DecodeError as exc:
         raise DecodeError(f"bus message does not decode: {exc}") from None

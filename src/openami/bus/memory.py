@@ -42,7 +42,7 @@ class Subscription:
 
     def fetch(self, limit: int = 1_000) -> list[Message]:
         """Take up to ``limit`` messages; each must be acked or nakked."""
-        out = []
+        out: list[Message] = []
         while self._queue and len(out) < limit:
             message = self._queue.popleft()
             self._in_flight[message.sequence] = message

@@ -34,7 +34,7 @@ from openami.store.lake import IntervalLake
 from openami.store.sql import make_engine, sqlite_url
 from openami.transport.memory import MemoryNetwork
 
-__all__ = ["DemoParams", "DemoResult", "run_demo"]
+__all__ = ["DemoParams", "DemoResult", "prepare_data_dir", "run_demo"]
 
 JST = timezone(timedelta(hours=9))
 HEADEND_ADDRESS = ("10.255.255.1", 4059)
@@ -90,7 +90,7 @@ class DemoResult:
         return out
 
 
-def _prepare_data_dir(params: DemoParams) -> None:
+def prepare_data_dir(params: DemoParams) -> None:
     """Check the data dir is writable and holds no run of a different fleet."""
     try:
         params.data_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def _prepare_data_dir(params: DemoParams) -> None:
 def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult:
     began = time.perf_counter()
     report = progress or (lambda _stage, _done, _total: None)
-    _prepare_data_dir(params)
+    prepare_data_dir(params)
 
     start = datetime(params.start.year, params.start.month, params.start.day, tzinfo=JST)
     per_day = 24 * 60 // params.interval_minutes

@@ -65,7 +65,9 @@ class Fleet:
         self._ek = keys[:, :16]
         self._ak = keys[:, 16:]
         self.traits: HouseholdTraits = draw_traits(n, rng)
-        self.profiles: LoadProfiles = simulate(self.traits, start, n_intervals, interval_minutes, rng)
+        self.profiles: LoadProfiles = simulate(
+            self.traits, start, n_intervals, interval_minutes, rng
+        )
         self.import_register_start = rng.integers(1_000_000, 30_000_000, n, dtype=np.int64)
         self.export_register_start = np.where(
             self.traits.pv_kw > 0, rng.integers(500_000, 10_000_000, n, dtype=np.int64), 0

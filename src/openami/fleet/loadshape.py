@@ -67,7 +67,9 @@ def _bump(hours: FloatArray, centre: float, width: float) -> FloatArray:
     return np.asarray(np.exp(-0.5 * (d / width) ** 2))
 
 
-def _daily_shape(hours: FloatArray, weekend: BoolArray, summer: FloatArray, winter: FloatArray) -> FloatArray:
+def _daily_shape(
+    hours: FloatArray, weekend: BoolArray, summer: FloatArray, winter: FloatArray
+) -> FloatArray:
     """Relative demand at local ``hours`` (any shape); all arguments broadcast together."""
     weekday = 0.30 + 0.85 * _bump(hours, 7.0, 1.0) + 0.30 * _bump(hours, 12.5, 1.5)
     weekday = weekday + 1.30 * _bump(hours, 19.5, 2.0)
@@ -112,7 +114,9 @@ def simulate(
     hours = (mids_local % 86_400) / 3600.0
 
     summer = np.clip((MONTH_FACTOR[month - 1] - 1.0) * 4.0, 0, 1) * np.isin(month, [6, 7, 8, 9])
-    winter = np.clip((MONTH_FACTOR[month - 1] - 1.0) * 3.0, 0, 1) * np.isin(month, [11, 12, 1, 2, 3])
+    winter = np.clip((MONTH_FACTOR[month - 1] - 1.0) * 3.0, 0, 1) * np.isin(
+        month, [11, 12, 1, 2, 3]
+    )
     local_hours = hours[None, :] + traits.habit_shift_h[:, None]
     shape = _daily_shape(local_hours, weekend, summer[None, :], winter[None, :])
     # Normalise so a day's shape sums to one day's share of the annual use.

@@ -15,7 +15,6 @@ from openami.errors import DecodeError, RemoteProtocolError
 from openami.fleet.fleet import Fleet
 from openami.protocols.dlms.apdu import (
     DataAccessResult,
-    DataNotification,
     GeneralGloCiphering,
     GetRequestNormal,
     GetResponseNormal,
@@ -42,6 +41,7 @@ from openami.protocols.dlms.wrapper import (
 from openami.transport.memory import Datagram
 
 __all__ = ["MeterServer"]
+
 
 class MeterServer:
     """The DLMS server side of every meter in a fleet (one object, per-meter state in columns).

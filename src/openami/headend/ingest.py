@@ -52,7 +52,12 @@ class ReadColumns:
             Channel.EXPORT_REGISTER,
         )
         self.interval_end += (entry.interval_end,) * 4
-        self.value_wh += (entry.import_wh, entry.export_wh, entry.import_register, entry.export_register)
+        self.value_wh += (
+            entry.import_wh,
+            entry.export_wh,
+            entry.import_register,
+            entry.export_register,
+        )
         self.source += (source,) * 4
         self.status += (entry.status,) * 4
 

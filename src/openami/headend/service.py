@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from openami.bus.contract import SUBJECT_COLLECT, SUBJECT_READS, CollectRequest, decode_message, encode_message
+from openami.bus.contract import (
+    SUBJECT_COLLECT,
+    SUBJECT_READS,
+    CollectRequest,
+    decode_message,
+    encode_message,
+)
 from openami.bus.memory import MemoryBus
 from openami.headend.collection import Collector
 from openami.headend.ingest import Ingest
@@ -15,7 +21,9 @@ MAX_ATTEMPTS = 3  # sends of one collection request before the head-end gives up
 
 
 class HeadEnd:
-    def __init__(self, keys: KeyStore, endpoint: MemoryEndpoint, address: Address, bus: MemoryBus) -> None:
+    def __init__(
+        self, keys: KeyStore, endpoint: MemoryEndpoint, address: Address, bus: MemoryBus
+    ) -> None:
         self.keys = keys
         self.endpoint = endpoint
         self.bus = bus

@@ -66,7 +66,9 @@ def gap_requests(
             hi = min(lo + MAX_ENTRIES_PER_REQUEST - 1, b)
             requests.append(
                 CollectRequest(
-                    int(meter_ids[rows[lo]]), int(ends[cols[lo]]), int(ends[cols[hi]]),
+                    int(meter_ids[rows[lo]]),
+                    int(ends[cols[lo]]),
+                    int(ends[cols[hi]]),
                     uuid.uuid4().hex,
                 )
             )
@@ -90,10 +92,12 @@ class Reconciliation:
         bad = (self.import_sum_wh != self.import_register_delta_wh) | (
             self.export_sum_wh != self.export_register_delta_wh
         )
-        return self.meter_ids[bad]
+        return np.asarray(self.meter_ids[bad], dtype=np.int64)
 
 
-def stored_totals(lake: IntervalLake, meter_ids: IntArray, first_end: int, last_end: int) -> Reconciliation:
+def stored_totals(
+    lake: IntervalLake, meter_ids: IntArray, first_end: int, last_end: int
+) -> Reconciliation:
     """For each meter: the register change between its reads at ``first_end`` and
     ``last_end``, and the sum of its stored intervals ending in (first_end, last_end]."""
     con = lake.connect()
@@ -114,8 +118,17 @@ def stored_totals(lake: IntervalLake, meter_ids: IntArray, first_end: int, last_
             count(*) FILTER (WHERE channel = 1 AND t > ?) AS n
         FROM w GROUP BY meter_id ORDER BY meter_id
         """,
-        [first_end, last_end, first_end, first_end, last_end, first_end, last_end, first_end,
-         first_end],
+        [
+            first_end,
+            last_end,
+            first_end,
+            first_end,
+            last_end,
+            first_end,
+            last_end,
+            first_end,
+            first_end,
+        ],
     ).fetchnumpy()
     con.close()
     got = np.asarray(rows["meter_id"], dtype=np.int64)

@@ -71,16 +71,16 @@ class Registry:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             known = set(conn.execute(select(meters.c.meter_id)).scalars())
-            rows = [
-                {**r.__dict__, "installed_at": now} for r in records if r.meter_id not in known
-            ]
+            rows = [{**r.__dict__, "installed_at": now} for r in records if r.meter_id not in known]
             if rows:
                 conn.execute(meters.insert(), rows)
         return len(rows)
 
     def meter_ids(self) -> list[int]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(meters.c.meter_id).order_by(meters.c.meter_id)).scalars())
+            return list(
+                conn.execute(select(meters.c.meter_id).order_by(meters.c.meter_id)).scalars()
+            )
 
     def count(self) -> int:
         with self.engine.connect() as conn:

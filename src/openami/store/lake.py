@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 
-__all__ = ["AppendResult", "IntervalLake", "READ_SCHEMA"]
+__all__ = ["READ_SCHEMA", "AppendResult", "IntervalLake"]
 
 READ_SCHEMA = pa.schema(
     [
@@ -110,7 +110,9 @@ class IntervalLake:
         by_source = {int(s): int(c) for s, c in zip(sources, counts, strict=True)}
         return AppendResult(written, n - written, by_source)
 
-    def _write(self, cols: dict[str, IntArray], keep: npt.NDArray[np.bool_], days: IntArray) -> None:
+    def _write(
+        self, cols: dict[str, IntArray], keep: npt.NDArray[np.bool_], days: IntArray
+    ) -> None:
         now = datetime.now(UTC)
         for day in np.unique(days[keep]):
             mask = keep & (days == day)
@@ -186,8 +188,9 @@ class IntervalLake:
         files = self.files()
         if files:
             listing = ", ".join(f"'{f.as_posix()}'" for f in files)
+            # the listing holds only our own file paths, never user input
             con.execute(
-                f"CREATE VIEW interval_reads AS SELECT * EXCLUDE (day) FROM "
+                f"CREATE VIEW interval_reads AS SELECT * EXCLUDE (day) FROM "  # noqa: S608
                 f"read_parquet([{listing}], hive_partitioning = true)"
             )
         else:

@@ -38,9 +38,9 @@ __all__ = [
     "decode_apdu",
     "decode_data",
     "decode_datetime",
+    "decode_wrapper",
     "encode_apdu",
     "encode_data",
     "encode_datetime",
-    "decode_wrapper",
     "encode_wrapper",
 ]

@@ -114,8 +114,11 @@ def _enc_notification(apdu: DataNotification) -> bytes:
     if apdu.date_time is not None and len(apdu.date_time) != 12:
         raise LocalProtocolError("data-notification date-time must be 12 octets")
     dt = b"\x00" if apdu.date_time is None else b"\x0c" + apdu.date_time
-    return bytes((Tag.DATA_NOTIFICATION,)) + _U32.pack(apdu.long_invoke_id) + dt + encode_data(
-        apdu.body
+    return (
+        bytes((Tag.DATA_NOTIFICATION,))
+        + _U32.pack(apdu.long_invoke_id)
+        + dt
+        + encode_data(apdu.body)
     )
 
 

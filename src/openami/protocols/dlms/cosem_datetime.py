@@ -49,7 +49,13 @@ def decode_datetime(raw: bytes) -> datetime:
         hundredths = 0
     try:
         local = datetime(
-            year, month, day, hour, minute, second, hundredths * 10_000,
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            hundredths * 10_000,
             tzinfo=timezone(timedelta(minutes=-deviation)),
         )
     except ValueError as exc:

@@ -32,12 +32,12 @@ from openami.protocols.dlms.cosem_datetime import decode_datetime, encode_dateti
 __all__ = [
     "CAPTURE_OBJECTS",
     "ProfileEntry",
-    "decode_entry",
     "decode_entries",
+    "decode_entry",
     "encode_entry",
     "entry_prefix",
-    "range_descriptor",
     "parse_range_descriptor",
+    "range_descriptor",
 ]
 
 CLASS_DATA = 1
@@ -66,6 +66,7 @@ _ENTRY_TYPES = (
 )
 _TAIL = struct.Struct(">BBBIBIBIBI")
 
+
 class ProfileEntry(NamedTuple):
     interval_end: int  # Unix seconds, UTC
     status: int
@@ -74,26 +75,36 @@ class ProfileEntry(NamedTuple):
     import_wh: int
     export_wh: int
 
+
 def entry_prefix(interval_end: datetime) -> bytes:
     """The first octets of an entry (structure header and clock); the same for every meter
     at one interval end, so callers compute it once per interval."""
     return b"\x02\x06\x09\x0c" + encode_datetime(interval_end)
 
-def encode_entry(prefix: bytes, status: int, imp_reg: int, exp_reg: int, imp: int, exp: int) -> bytes:
+
+def encode_entry(
+    prefix: bytes, status: int, imp_reg: int, exp_reg: int, imp: int, exp: int
+) -> bytes:
     """Encode one entry as A-XDR ``Data`` (tag included) after ``entry_prefix``."""
     try:
         return prefix + _TAIL.pack(
-            DataType.UNSIGNED, status,
-            DataType.DOUBLE_LONG_UNSIGNED, imp_reg,
-            DataType.DOUBLE_LONG_UNSIGNED, exp_reg,
-            DataType.DOUBLE_LONG_UNSIGNED, imp,
-            DataType.DOUBLE_LONG_UNSIGNED, exp,
+            DataType.UNSIGNED,
+            status,
+            DataType.DOUBLE_LONG_UNSIGNED,
+            imp_reg,
+            DataType.DOUBLE_LONG_UNSIGNED,
+            exp_reg,
+            DataType.DOUBLE_LONG_UNSIGNED,
+            imp,
+            DataType.DOUBLE_LONG_UNSIGNED,
+            exp,
         )
     except struct.error as exc:
-
         raise LocalProtocolError(f"profile value out of range: {exc}") from None
 
+
 _datetime_cache: dict[bytes, int] = {}
+
 
 def _interval_end(raw: bytes) -> int:
     # Every meter reports the same few interval ends, so decoded values are memoised.
@@ -104,6 +115,7 @@ def _interval_end(raw: bytes) -> int:
             _datetime_cache.clear()
         _datetime_cache[raw] = cached
     return cached
+
 
 def decode_entry(item: Data) -> ProfileEntry:
     """Check that ``item`` has the entry shape and return its values."""
@@ -122,11 +134,13 @@ def decode_entry(item: Data) -> ProfileEntry:
         values[5].value,
     )
 
+
 def decode_entries(item: Data) -> list[ProfileEntry]:
     """Decode a profile buffer (array of entries)."""
     if item.type is not DataType.ARRAY:
         raise DecodeError("profile buffer is not an array")
     return [decode_entry(entry) for entry in item.value]
+
 
 def range_descriptor(start: datetime, end: datetime) -> Data:
     """Selective access by range on the clock column, all columns selected."""
@@ -148,6 +162,7 @@ def range_descriptor(start: datetime, end: datetime) -> Data:
             Data(DataType.ARRAY, ()),
         ),
     )
+
 
 def parse_range_descriptor(item: Data) -> tuple[int, int]:
     """Return (from, to) as Unix seconds from a range descriptor on the clock column."""
