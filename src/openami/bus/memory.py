@@ -45,6 +45,8 @@ class Subscription:
         out: list[Message] = []
         while self._queue and len(out) < limit:
             message = self._queue.popleft()
+            if message.acked:  # acknowledged late, after it was put back: done with
+                continue
             self._in_flight[message.sequence] = message
             out.append(message)
         return out

@@ -27,8 +27,8 @@ def write_load_curve(curve: dict[str, Any], meters: int, interval_s: int, path: 
     exp = [v * to_kw for v in curve["export_wh"]]
     net = [i - e for i, e in zip(imp, exp, strict=True)]
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    ax.step(ends, imp, where="post", label="import from grid", color="#c0392b")
-    ax.step(ends, [-e for e in exp], where="post", label="export to grid (PV)", color="#27ae60")
+    ax.step(ends, imp, where="pre", label="import from grid", color="#c0392b")
+    ax.step(ends, [-e for e in exp], where="pre", label="export to grid (PV)", color="#27ae60")
     ax.plot(ends, net, label="net demand", color="#2c3e50", linewidth=1.0, alpha=0.7)
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_title(

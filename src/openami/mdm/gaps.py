@@ -100,6 +100,9 @@ def stored_totals(
 ) -> Reconciliation:
     """For each meter: the register change between its reads at ``first_end`` and
     ``last_end``, and the sum of its stored intervals ending in (first_end, last_end]."""
+    if meter_ids.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Reconciliation(meter_ids, empty, empty, empty, empty, empty)
     con = lake.connect()
     rows = con.execute(
         """

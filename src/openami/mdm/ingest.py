@@ -10,9 +10,14 @@ from collections import Counter
 
 from openami.bus.contract import ReadBatch, ReadSource, decode_message
 from openami.bus.memory import Subscription
+from openami.errors import DecodeError
+from openami.log import get_logger
 from openami.store.lake import IntervalLake
 
 __all__ = ["ReadIngest"]
+
+log = get_logger("mdm.ingest")
+_SOURCES = {int(s) for s in ReadSource}
 
 
 class ReadIngest:
@@ -22,18 +27,31 @@ class ReadIngest:
         self.stored = Counter[ReadSource]()
         self.duplicates = 0
         self.batches = 0
+        self.dead_letters: list[bytes] = []
 
     def poll(self, limit: int = 100) -> int:
-        """Ingest what waits on the bus; return the number of reads newly stored."""
+        """Ingest what waits on the bus; return the number of reads newly stored.
+
+        A message that does not decode, or holds reads no store can take, is set aside in
+        ``dead_letters`` (kept, counted, logged) and acknowledged, so that it cannot block
+        the messages behind it. A storage failure leaves the message unacknowledged.
+        """
         total = 0
         for message in self.subscription.fetch(limit):
-            batch = decode_message(message.data)
-            if isinstance(batch, ReadBatch):
-                total += self.ingest(batch)
+            try:
+                batch = decode_message(message.data)
+                if isinstance(batch, ReadBatch):
+                    total += self.ingest(batch)
+            except (DecodeError, ValueError) as exc:
+                self.dead_letters.append(message.data)
+                log.warning("dead-lettered a bus message", extra={"fields": {"reason": str(exc)}})
             message.ack()
         return total
 
     def ingest(self, batch: ReadBatch) -> int:
+        sources = set(batch.source)
+        if not sources <= _SOURCES:
+            raise ValueError(f"unknown read sources {sorted(sources - _SOURCES)}")
         columns = {f: getattr(batch, f) for f in batch.__struct_fields__}
         result = self.lake.append(columns)
         self.batches += 1

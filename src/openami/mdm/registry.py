@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from openami.errors import StoreError
 
@@ -69,11 +69,16 @@ class Registry:
         if not records:
             return 0
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            known = set(conn.execute(select(meters.c.meter_id)).scalars())
-            rows = [{**r.__dict__, "installed_at": now} for r in records if r.meter_id not in known]
-            if rows:
-                conn.execute(meters.insert(), rows)
+        try:
+            with self.engine.begin() as conn:
+                known = set(conn.execute(select(meters.c.meter_id)).scalars())
+                fresh = {r.meter_id: r for r in records if r.meter_id not in known}
+                rows = [{**r.__dict__, "installed_at": now} for r in fresh.values()]
+                if rows:
+                    conn.execute(meters.insert(), rows)
+        except IntegrityError as exc:
+            # another meter already holds that serial or system title: nothing was added
+            raise StoreError(f"meters conflict with registered ones: {exc.orig}") from None
         return len(rows)
 
     def meter_ids(self) -> list[int]:

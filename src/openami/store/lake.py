@@ -44,6 +44,7 @@ READ_SCHEMA = pa.schema(
 )
 _COLUMNS = ("meter_id", "channel", "interval_end", "value_wh", "source", "status")
 IntArray = npt.NDArray[np.int64]
+MAX_METER_ID = 2**40  # identities are packed as meter_id << 4 | channel in an int64
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class IntervalLake:
             return AppendResult(0, 0, {})
         if (cols["channel"] < 0).any() or (cols["channel"] > 15).any():
             raise StoreError("channel outside 0..15")
+        if (cols["meter_id"] < 0).any() or (cols["meter_id"] >= MAX_METER_ID).any():
+            raise StoreError(f"meter_id outside 0..{MAX_METER_ID - 1}")
         ends = cols["interval_end"]
         local = _local_key(cols["meter_id"], cols["channel"])
         keep = np.zeros(n, dtype=bool)
@@ -187,11 +190,11 @@ class IntervalLake:
         con = duckdb.connect()
         files = self.files()
         if files:
-            listing = ", ".join(f"'{f.as_posix()}'" for f in files)
+            listing = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
             # the listing holds only our own file paths, never user input
             con.execute(
-                f"CREATE VIEW interval_reads AS SELECT * EXCLUDE (day) FROM "  # noqa: S608
-                f"read_parquet([{listing}], hive_partitioning = true)"
+                f"CREATE VIEW interval_reads AS SELECT * FROM "  # noqa: S608
+                f"read_parquet([{listing}], hive_partitioning = false)"
             )
         else:
             con.execute(

@@ -22,6 +22,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, future=True)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigError(f"database URL {url!r} is not usable: {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"database URL {url!r} needs a driver that is not installed: {exc.name}"
+        ) from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

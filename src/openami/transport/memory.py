@@ -59,8 +59,9 @@ class MemoryEndpoint:
         return len(self._inbox)
 
     def close(self) -> None:
-        self.closed = True
-        self._network._unbind(self)
+        if not self.closed:
+            self.closed = True
+            self._network._unbind(self)
 
 
 @dataclass
@@ -87,7 +88,8 @@ class MemoryNetwork:
 
     def _unbind(self, endpoint: MemoryEndpoint) -> None:
         for address in endpoint.addresses:
-            self._owners.pop(address, None)
+            if self._owners.get(address) is endpoint:
+                del self._owners[address]
 
     def _route(self, datagram: Datagram) -> None:
         self.stats.sent += 1

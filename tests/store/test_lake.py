@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from openami.bus.contract import Channel, ReadSource
+from openami.errors import StoreError
+from openami.store.lake import IntervalLake
+
+DAY0 = int(datetime(2026, 8, 3, tzinfo=UTC).timestamp())
+STEP = 1800
+
+Read = tuple[int, int, int, int, int, int]  # meter_id, channel, interval_end, value, source, status
+Identity = tuple[int, int, int]
+
+
+def columns(reads: list[Read]) -> dict[str, list[int]]:
+    names = ("meter_id", "channel", "interval_end", "value_wh", "source", "status")
+    return {name: [r[i] for r in reads] for i, name in enumerate(names)}
+
+
+def stored(lake: IntervalLake) -> list[Read]:
+    con = lake.connect()
+    try:
+        rows = con.execute(
+            "SELECT meter_id, channel, epoch(interval_end)::BIGINT, value_wh, source, status "
+            "FROM interval_reads ORDER BY 1, 2, 3"
+        ).fetchall()
+    finally:
+        con.close()
+    return [(int(a), int(b), int(c), int(d), int(e), int(f)) for a, b, c, d, e, f in rows]
+
+
+def identities(reads: list[Read]) -> list[Identity]:
+    return [(r[0], r[1], r[2]) for r in reads]
+
+
+def sample_reads(meters: int = 3, slots: int = 4) -> list[Read]:
+    reads: list[Read] = []
+    for m in range(1, meters + 1):
+        for s in range(1, slots + 1):
+            end = DAY0 + s * STEP
+            reads.append((m, Channel.IMPORT_INTERVAL, end, 100 * m + s, ReadSource.PUSH, 0))
+            reads.append((m, Channel.IMPORT_REGISTER, end, 10_000 * m + s, ReadSource.PUSH, 8))
+    return reads
+
+
+def test_append_writes_then_counts_duplicates(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    reads = sample_reads()
+    first = lake.append(columns(reads))
+    assert first.written == len(reads) == 24
+    assert first.duplicates == 0
+    second = lake.append(columns(reads))
+    assert second.written == 0
+    assert second.duplicates == len(reads)
+    assert second.written_by_source == {}
+    assert len(stored(lake)) == len(reads)
+
+
+def test_an_empty_append_writes_nothing(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    result = lake.append(columns([]))
+    assert (result.written, result.duplicates, result.written_by_source) == (0, 0, {})
+    assert lake.files() == []
+
+
+def test_a_partly_new_batch_writes_only_the_new_reads(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    reads = sample_reads()
+    lake.append(columns(reads[:10]))
+    result = lake.append(columns(reads))
+    assert (result.written, result.duplicates) == (14, 10)
+    assert stored(lake) == sorted(reads)
+
+
+def test_duplicates_within_one_batch_are_stored_once(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    end = DAY0 + STEP
+    reads: list[Read] = [
+        (1, 1, end, 10, 1, 0),
+        (2, 1, end, 20, 1, 0),
+        (1, 1, end, 10, 1, 0),  # exact repeat
+        (1, 1, end, 11, 2, 0),  # same identity, other value
+        (1, 2, end, 30, 1, 0),  # same meter and end, other channel: distinct
+        (1, 1, end + STEP, 40, 1, 0),  # same meter and channel, other end: distinct
+    ]
+    result = lake.append(columns(reads))
+    assert (result.written, result.duplicates) == (4, 2)
+    rows = stored(lake)
+    assert identities(rows) == sorted({(1, 1, end), (2, 1, end), (1, 2, end), (1, 1, end + STEP)})
+    (kept,) = [r for r in rows if r[:3] == (1, 1, end)]
+    assert kept[3] in (10, 11)
+
+
+def test_a_new_lake_on_the_same_folder_still_refuses_duplicates(tmp_path: Path) -> None:
+    reads = sample_reads()
+    # Two UTC days, so the reloaded index comes from more than one partition.
+    reads += [(9, 1, DAY0 + 86_400 + STEP, 5, 1, 0), (9, 1, DAY0 + 86_400 + 2 * STEP, 6, 1, 0)]
+    assert IntervalLake(tmp_path).append(columns(reads)).written == len(reads)
+
+    restarted = IntervalLake(tmp_path)
+    result = restarted.append(columns(reads))
+    assert result.written == 0
+    assert result.duplicates == len(reads)
+
+    fresh: list[Read] = [(4, 1, DAY0 + STEP, 1, 1, 0), (9, 1, DAY0 + 86_400 + 3 * STEP, 7, 1, 0)]
+    again = IntervalLake(tmp_path).append(columns(reads[:5] + fresh))
+    assert (again.written, again.duplicates) == (2, 5)
+    assert stored(IntervalLake(tmp_path)) == sorted(reads + fresh)
+
+
+def test_written_by_source_counts_only_what_was_written(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    end = DAY0 + STEP
+    push, recollect = int(ReadSource.PUSH), int(ReadSource.RECOLLECT)
+    first = lake.append(
+        columns([(1, 1, end, 1, push, 0), (2, 1, end, 1, push, 0), (3, 1, end, 1, recollect, 0)])
+    )
+    assert first.written_by_source == {push: 2, recollect: 1}
+    second = lake.append(
+        columns(
+            [
+                (1, 1, end, 1, recollect, 0),  # duplicate of a push
+                (4, 1, end, 1, recollect, 0),
+                (5, 1, end, 1, recollect, 0),
+                (6, 1, end, 1, push, 0),
+            ]
+        )
+    )
+    assert second.written_by_source == {recollect: 2, push: 1}
+    assert sum(second.written_by_source.values()) == second.written == 3
+
+
+def test_no_temporary_files_remain(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    reads = sample_reads()
+    lake.append(columns(reads[:7]))
+    lake.append(columns(reads))
+    lake.append(columns([(1, 1, DAY0 + 86_400 + STEP, 1, 1, 0)]))
+    everything = list(tmp_path.rglob("*"))
+    assert [p for p in everything if p.name.startswith(".")] == []
+    assert len(lake.files()) == 3
+    assert all(p.suffix == ".parquet" for p in everything if p.is_file())
+
+
+def test_reads_spanning_two_utc_days_land_in_two_day_folders(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    late = DAY0 + 86_400 - STEP  # 2026-08-03 23:30 UTC
+    early = DAY0 + 86_400 + STEP  # 2026-08-04 00:30 UTC
+    lake.append(columns([(1, 1, late, 1, 1, 0), (1, 1, early, 2, 1, 0), (2, 1, late, 3, 1, 0)]))
+    folders = sorted(p.name for p in lake.reads_dir.iterdir())
+    assert folders == ["day=2026-08-03", "day=2026-08-04"]
+    con = lake.connect()
+    try:
+        per_file = con.execute(
+            "SELECT filename, count(*) FROM read_parquet(?, filename = true) GROUP BY 1 ORDER BY 1",
+            [[f.as_posix() for f in lake.files()]],
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(Path(name).parent.name, n) for name, n in per_file] == [
+        ("day=2026-08-03", 2),
+        ("day=2026-08-04", 1),
+    ]
+
+
+def test_the_duckdb_view_returns_the_stored_values_exactly(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    reads: list[Read] = [
+        (1, 1, DAY0 + STEP, 0, 1, 0),
+        (1, 3, DAY0 + STEP, 2**40 + 3, 1, 0x7FFF),
+        (2**40 - 1, 15, DAY0 + 2 * STEP, -5, 2, 1),
+        (3, 0, DAY0 + 86_400 + 7, 123_456_789, 2, 0x80),
+    ]
+    lake.append(columns(reads))
+    assert stored(lake) == sorted(reads)
+    con = lake.connect()
+    try:
+        version, received = con.execute(
+            "SELECT min(version), count(received_at) FROM interval_reads"
+        ).fetchone() or (None, None)
+        columns_seen = [row[0] for row in con.execute("DESCRIBE interval_reads").fetchall()]
+    finally:
+        con.close()
+    assert version == 1
+    assert received == len(reads)
+    assert columns_seen == [
+        "meter_id",
+        "channel",
+        "interval_end",
+        "value_wh",
+        "version",
+        "source",
+        "status",
+        "received_at",
+    ]
+
+
+def test_an_empty_lake_has_an_empty_table_shaped_like_the_view(tmp_path: Path) -> None:
+    empty = IntervalLake(tmp_path / "empty")
+    con = empty.connect()
+    try:
+        assert con.execute("SELECT count(*) FROM interval_reads").fetchone() == (0,)
+        empty_shape = con.execute("DESCRIBE interval_reads").fetchall()
+    finally:
+        con.close()
+    full = IntervalLake(tmp_path / "full")
+    full.append(columns(sample_reads(1, 1)))
+    con = full.connect()
+    try:
+        full_shape = con.execute("DESCRIBE interval_reads").fetchall()
+    finally:
+        con.close()
+    assert [row[:2] for row in empty_shape] == [row[:2] for row in full_shape]
+
+
+@pytest.mark.parametrize("channel", [-1, 16, 255])
+def test_a_channel_outside_0_to_15_is_refused(tmp_path: Path, channel: int) -> None:
+    lake = IntervalLake(tmp_path)
+    with pytest.raises(StoreError, match="channel"):
+        lake.append(columns([(1, 1, DAY0 + STEP, 1, 1, 0), (1, channel, DAY0 + STEP, 1, 1, 0)]))
+    assert lake.files() == []
+
+
+@pytest.mark.parametrize("channel", [0, 15])
+def test_channels_0_and_15_are_accepted(tmp_path: Path, channel: int) -> None:
+    lake = IntervalLake(tmp_path)
+    assert lake.append(columns([(1, channel, DAY0 + STEP, 1, 1, 0)])).written == 1
+    assert identities(stored(lake)) == [(1, channel, DAY0 + STEP)]
+
+
+def test_a_lake_that_cannot_be_created_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(StoreError):
+        IntervalLake(blocker / "lake")
+
+
+raw_reads = st.lists(
+    st.tuples(
+        st.integers(1, 50),  # meter_id
+        st.integers(1, 4),  # channel
+        st.integers(1, 3 * 48),  # interval slot over three days
+        st.integers(0, 5_000),  # value_wh
+        st.sampled_from([int(ReadSource.PUSH), int(ReadSource.RECOLLECT)]),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_reads, st.data())
+def test_stored_identities_are_the_distinct_identities(
+    raw: list[tuple[int, int, int, int, int]], data: st.DataObject
+) -> None:
+    reads: list[Read] = [(m, c, DAY0 + slot * STEP, v, s, 0) for m, c, slot, v, s in raw]
+    if reads:
+        # Repeat some reads so that duplicates within and across chunks are common.
+        reads += data.draw(st.lists(st.sampled_from(reads), max_size=40), label="repeats")
+        reads = data.draw(st.permutations(reads), label="order")
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(reads)), max_size=5), label="cuts"))
+    restarts = data.draw(st.lists(st.booleans(), min_size=len(cuts) + 1, max_size=len(cuts) + 1))
+    distinct = set(identities(reads))
+
+    with tempfile.TemporaryDirectory() as folder:
+        lake = IntervalLake(Path(folder))
+        written = duplicates = 0
+        by_source: Counter[int] = Counter()
+        for lo, hi, restart in zip([0, *cuts], [*cuts, len(reads)], restarts, strict=True):
+            if restart:
+                lake = IntervalLake(Path(folder))
+            result = lake.append(columns(reads[lo:hi]))
+            written += result.written
+            duplicates += result.duplicates
+            by_source.update(result.written_by_source)
+        rows = stored(lake)
+
+    assert written == len(distinct)
+    assert duplicates == len(reads) - len(distinct)
+    assert len(rows) == len(distinct)
+    assert set(identities(rows)) == distinct
+    assert by_source == Counter(r[4] for r in rows)
+
+
+def test_meter_ids_beyond_the_packed_identity_are_refused(tmp_path: Path) -> None:
+    from openami.store.lake import MAX_METER_ID
+
+    lake = IntervalLake(tmp_path)
+    with pytest.raises(StoreError, match="meter_id"):
+        lake.append(
+            {
+                "meter_id": [MAX_METER_ID],
+                "channel": [1],
+                "interval_end": [DAY0 + STEP],
+                "value_wh": [1],
+                "source": [1],
+                "status": [0],
+            }
+        )
+    assert lake.files() == []
