@@ -22,6 +22,7 @@ from openami.protocols.dlms.obis import LOAD_PROFILE
 from openami.protocols.dlms.profile import decode_entries, decode_entry, range_descriptor
 from openami.protocols.dlms.wrapper import WrapperFrame, decode_wrapper, encode_wrapper
 from openami.transport.memory import Datagram
+from tests.conftest import provisioned_keys
 
 JST = timezone(timedelta(hours=9))
 HES = ("10.255.255.1", 4059)
@@ -30,13 +31,6 @@ HES = ("10.255.255.1", 4059)
 @pytest.fixture
 def fleet() -> Fleet:
     return Fleet(5, datetime(2026, 8, 3, tzinfo=JST), 48, 30, seed=7)
-
-
-def _keys(fleet: Fleet) -> KeyStore:
-    keys = KeyStore()
-    for ident in fleet.identities():
-        keys.provision(ident.meter_id, ident.system_title, ident.address, ident.ek, ident.ak)
-    return keys
 
 
 def _request(
@@ -88,7 +82,7 @@ def test_registers_grow_by_exactly_the_interval_energy(fleet: Fleet) -> None:
 
 def test_load_profile_read_by_range_returns_only_closed_intervals(fleet: Fleet) -> None:
     meters = MeterServer(fleet)
-    keys = _keys(fleet)
+    keys = provisioned_keys(fleet)
     for _ in range(10):
         meters.close_interval()
     answer = meters.handle(_request(fleet, keys, 1, 3, 20))
@@ -107,7 +101,7 @@ def test_load_profile_read_by_range_returns_only_closed_intervals(fleet: Fleet) 
 
 def test_replayed_or_forged_requests_get_no_answer(fleet: Fleet) -> None:
     meters = MeterServer(fleet)
-    keys = _keys(fleet)
+    keys = provisioned_keys(fleet)
     meters.close_interval()
     first = _request(fleet, keys, 0, 0, 0)
     assert meters.handle(first) is not None

@@ -9,12 +9,12 @@ from openami.bus.memory import MemoryBus
 from openami.fleet.fleet import Fleet
 from openami.fleet.meter import MeterServer
 from openami.headend.ingest import Ingest
-from openami.headend.keystore import KeyStore
 from openami.headend.service import MAX_ATTEMPTS, HeadEnd
 from openami.protocols.dlms.apdu import DataNotification, encode_apdu
 from openami.protocols.dlms.axdr import Data, DataType
 from openami.protocols.dlms.wrapper import WrapperFrame, encode_wrapper
 from openami.transport.memory import Datagram, MemoryNetwork
+from tests.conftest import provisioned_keys
 
 JST = timezone(timedelta(hours=9))
 HES = ("10.255.255.1", 4059)
@@ -25,19 +25,12 @@ def fleet() -> Fleet:
     return Fleet(4, datetime(2026, 8, 3, tzinfo=JST), 48, 30, seed=11)
 
 
-def _keys(fleet: Fleet) -> KeyStore:
-    keys = KeyStore()
-    for ident in fleet.identities():
-        keys.provision(ident.meter_id, ident.system_title, ident.address, ident.ek, ident.ak)
-    return keys
-
-
 def _push(meters: MeterServer, i: int, t: int) -> Datagram:
     return Datagram(meters.push(i, t), meters.fleet.addresses[i], HES)
 
 
 def test_a_push_becomes_four_reads_of_that_meter_and_interval(fleet: Fleet) -> None:
-    ingest = Ingest(_keys(fleet))
+    ingest = Ingest(provisioned_keys(fleet))
     meters = MeterServer(fleet)
     meters.close_interval()
     ingest.receive(_push(meters, 1, 0))
@@ -51,7 +44,7 @@ def test_a_push_becomes_four_reads_of_that_meter_and_interval(fleet: Fleet) -> N
 
 
 def test_replayed_push_is_rejected_and_not_read_twice(fleet: Fleet) -> None:
-    ingest = Ingest(_keys(fleet))
+    ingest = Ingest(provisioned_keys(fleet))
     meters = MeterServer(fleet)
     meters.close_interval()
     push = _push(meters, 0, 0)
@@ -64,7 +57,7 @@ def test_replayed_push_is_rejected_and_not_read_twice(fleet: Fleet) -> None:
 
 @pytest.mark.parametrize("position", [-1, -13, 20, 12])
 def test_tampered_push_is_rejected(fleet: Fleet, position: int) -> None:
-    ingest = Ingest(_keys(fleet))
+    ingest = Ingest(provisioned_keys(fleet))
     meters = MeterServer(fleet)
     meters.close_interval()
     raw = bytearray(meters.push(0, 0))
@@ -75,7 +68,7 @@ def test_tampered_push_is_rejected(fleet: Fleet, position: int) -> None:
 
 
 def test_clear_text_and_unknown_meters_are_refused(fleet: Fleet) -> None:
-    ingest = Ingest(_keys(fleet))
+    ingest = Ingest(provisioned_keys(fleet))
     clear = encode_apdu(DataNotification(1, None, Data(DataType.NULL, None)))
     ingest.receive(Datagram(encode_wrapper(WrapperFrame(1, 1, clear)), fleet.addresses[0], HES))
     other = Fleet(1, datetime(2026, 8, 3, tzinfo=JST), 1, 30, seed=99)
@@ -91,7 +84,7 @@ def test_clear_text_and_unknown_meters_are_refused(fleet: Fleet) -> None:
 def test_collection_retries_lost_requests_then_gives_up(fleet: Fleet) -> None:
     network = MemoryNetwork()
     bus = MemoryBus()
-    headend = HeadEnd(_keys(fleet), network.bind([HES]), HES, bus)
+    headend = HeadEnd(provisioned_keys(fleet), network.bind([HES]), HES, bus)
     ends = fleet.profiles.interval_end
     request = CollectRequest(1, int(ends[0]), int(ends[2]), "r1")
     # nobody owns the meter's address: every request is lost
@@ -107,7 +100,7 @@ def test_collection_retries_lost_requests_then_gives_up(fleet: Fleet) -> None:
 def test_collection_answer_becomes_recollected_reads(fleet: Fleet) -> None:
     network = MemoryNetwork()
     bus = MemoryBus()
-    headend = HeadEnd(_keys(fleet), network.bind([HES]), HES, bus)
+    headend = HeadEnd(provisioned_keys(fleet), network.bind([HES]), HES, bus)
     meters = MeterServer(fleet)
     port = network.bind(fleet.addresses)
     for _ in range(6):
