@@ -1,9 +1,10 @@
-"""xDLMS APDUs used on Route A (IEC 62056-5-3), as frozen dataclasses.
+"""Every APDU of Route A behind one pair of functions: ``encode_apdu`` and ``decode_apdu``.
 
-``encode_apdu`` and ``decode_apdu`` walk the tag table at the bottom of this module.
-Covered so far: data-notification, get-request-normal (with selective access),
-get-response-normal and general-glo-ciphering. The rest of the xDLMS set is added by the
-DLMS stack work on top of the same table.
+The tag of the first octet picks the codec: ACSE (AARQ 0x60, AARE 0x61, RLRQ 0x62, RLRE
+0x63; BER, in ``acse``), the xDLMS services (GET/SET/ACTION requests and responses,
+exception-response and the glo-/ded- ciphered service APDUs, in ``services``), and the ones
+defined here: data-notification (0x0F), general-glo-ciphering (0xDB) and
+general-ded-ciphering (0xDC). Decoding raises only ``DecodeError``, on any input.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from openami.errors import DecodeError, LocalProtocolError
+from openami.protocols.dlms.acse import AARE, AARQ, RLRE, RLRQ, AcseTag, decode_acse, encode_acse
 from openami.protocols.dlms.axdr import (
     Data,
     decode_data_from,
@@ -21,11 +24,45 @@ from openami.protocols.dlms.axdr import (
     encode_data,
     encode_length,
 )
+from openami.protocols.dlms.services import (
+    ENCODERS as SERVICE_ENCODERS,
+)
+from openami.protocols.dlms.services import (
+    SERVICE_TAGS,
+    ActionRequestNextPBlock,
+    ActionRequestNormal,
+    ActionRequestWithFirstPBlock,
+    ActionRequestWithList,
+    ActionRequestWithPBlock,
+    ActionResponseNextPBlock,
+    ActionResponseNormal,
+    ActionResponseWithList,
+    ActionResponseWithPBlock,
+    CipheredService,
+    DataAccessResult,
+    ExceptionResponse,
+    GetRequestNext,
+    GetRequestNormal,
+    GetRequestWithList,
+    GetResponseNormal,
+    GetResponseWithDataBlock,
+    GetResponseWithList,
+    SetRequestNormal,
+    SetRequestWithDataBlock,
+    SetRequestWithFirstDataBlock,
+    SetRequestWithList,
+    SetResponseDataBlock,
+    SetResponseLastDataBlock,
+    SetResponseNormal,
+    SetResponseWithList,
+    decode_service,
+)
 
 __all__ = [
     "Apdu",
     "DataAccessResult",
     "DataNotification",
+    "GeneralDedCiphering",
     "GeneralGloCiphering",
     "GetRequestNormal",
     "GetResponseNormal",
@@ -40,25 +77,7 @@ class Tag(IntEnum):
     GET_REQUEST = 0xC0
     GET_RESPONSE = 0xC4
     GENERAL_GLO_CIPHERING = 0xDB
-
-
-class DataAccessResult(IntEnum):
-    SUCCESS = 0
-    HARDWARE_FAULT = 1
-    TEMPORARY_FAILURE = 2
-    READ_WRITE_DENIED = 3
-    OBJECT_UNDEFINED = 4
-    OBJECT_CLASS_INCONSISTENT = 9
-    OBJECT_UNAVAILABLE = 11
-    TYPE_UNMATCHED = 12
-    SCOPE_OF_ACCESS_VIOLATED = 13
-    DATA_BLOCK_UNAVAILABLE = 14
-    LONG_GET_ABORTED = 15
-    NO_LONG_GET_IN_PROGRESS = 16
-    LONG_SET_ABORTED = 17
-    NO_LONG_SET_IN_PROGRESS = 18
-    DATA_BLOCK_NUMBER_INVALID = 19
-    OTHER_REASON = 250
+    GENERAL_DED_CIPHERING = 0xDC
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,101 +88,87 @@ class DataNotification:
 
 
 @dataclass(frozen=True, slots=True)
-class GetRequestNormal:
-    invoke_id: int  # invoke-id-and-priority octet
-    class_id: int
-    instance_id: bytes  # 6-octet OBIS code
-    attribute_id: int
-    access_selector: int | None = None
-    access_parameters: Data | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GetResponseNormal:
-    invoke_id: int
-    result: Data | DataAccessResult
-
-
-@dataclass(frozen=True, slots=True)
 class GeneralGloCiphering:
     system_title: bytes  # 8 octets: the sender's
     ciphered_content: bytes  # security header + ciphertext + tag
 
 
-Apdu = DataNotification | GetRequestNormal | GetResponseNormal | GeneralGloCiphering
+@dataclass(frozen=True, slots=True)
+class GeneralDedCiphering:
+    system_title: bytes
+    ciphered_content: bytes
+
+
+Apdu = (
+    DataNotification
+    | GeneralGloCiphering
+    | GeneralDedCiphering
+    | AARQ
+    | AARE
+    | RLRQ
+    | RLRE
+    | GetRequestNormal
+    | GetRequestNext
+    | GetRequestWithList
+    | GetResponseNormal
+    | GetResponseWithDataBlock
+    | GetResponseWithList
+    | SetRequestNormal
+    | SetRequestWithFirstDataBlock
+    | SetRequestWithDataBlock
+    | SetRequestWithList
+    | SetResponseNormal
+    | SetResponseDataBlock
+    | SetResponseLastDataBlock
+    | SetResponseWithList
+    | ActionRequestNormal
+    | ActionRequestNextPBlock
+    | ActionRequestWithList
+    | ActionRequestWithFirstPBlock
+    | ActionRequestWithPBlock
+    | ActionResponseNormal
+    | ActionResponseWithPBlock
+    | ActionResponseWithList
+    | ActionResponseNextPBlock
+    | ExceptionResponse
+    | CipheredService
+)
 
 _U32 = struct.Struct(">I")
-_DESCRIPTOR = struct.Struct(">H6sb")  # class-id, instance-id, attribute-id
-
-
-def _need(buf: bytes, pos: int, n: int, what: str) -> None:
-    if pos + n > len(buf):
-        raise DecodeError(f"truncated: {what} needs {n} octets at offset {pos}")
-
-
-def _octet_string(buf: bytes, pos: int, what: str) -> tuple[bytes, int]:
-    length, pos = decode_length(buf, pos)
-    _need(buf, pos, length, what)
-    return buf[pos : pos + length], pos + length
-
-
-# --- encoders ------------------------------------------------------------------------------
 
 
 def _enc_notification(apdu: DataNotification) -> bytes:
     if apdu.date_time is not None and len(apdu.date_time) != 12:
         raise LocalProtocolError("data-notification date-time must be 12 octets")
     dt = b"\x00" if apdu.date_time is None else b"\x0c" + apdu.date_time
-    return (
-        bytes((Tag.DATA_NOTIFICATION,))
-        + _U32.pack(apdu.long_invoke_id)
-        + dt
-        + encode_data(apdu.body)
-    )
+    head = bytes((Tag.DATA_NOTIFICATION,)) + _U32.pack(apdu.long_invoke_id)
+    return head + dt + encode_data(apdu.body)
 
 
-def _enc_get_request(apdu: GetRequestNormal) -> bytes:
-    if len(apdu.instance_id) != 6:
-        raise LocalProtocolError("instance-id must be 6 octets")
-    head = bytes((Tag.GET_REQUEST, 0x01, apdu.invoke_id)) + _DESCRIPTOR.pack(
-        apdu.class_id, apdu.instance_id, apdu.attribute_id
-    )
-    if apdu.access_selector is None:
-        return head + b"\x00"
-    if apdu.access_parameters is None:
-        raise LocalProtocolError("selective access needs access parameters")
-    return head + bytes((0x01, apdu.access_selector)) + encode_data(apdu.access_parameters)
+def _enc_general(tag: int) -> Callable[[Any], bytes]:
+    def encode(apdu: GeneralGloCiphering | GeneralDedCiphering) -> bytes:
+        return (
+            bytes((tag,))
+            + encode_length(len(apdu.system_title))
+            + apdu.system_title
+            + encode_length(len(apdu.ciphered_content))
+            + apdu.ciphered_content
+        )
 
-
-def _enc_get_response(apdu: GetResponseNormal) -> bytes:
-    head = bytes((Tag.GET_RESPONSE, 0x01, apdu.invoke_id))
-    if isinstance(apdu.result, DataAccessResult):
-        return head + bytes((0x01, apdu.result))
-    return head + b"\x00" + encode_data(apdu.result)
-
-
-def _enc_glo(apdu: GeneralGloCiphering) -> bytes:
-    return (
-        bytes((Tag.GENERAL_GLO_CIPHERING,))
-        + encode_length(len(apdu.system_title))
-        + apdu.system_title
-        + encode_length(len(apdu.ciphered_content))
-        + apdu.ciphered_content
-    )
-
-
-# --- decoders ------------------------------------------------------------------------------
+    return encode
 
 
 def _dec_notification(buf: bytes) -> tuple[DataNotification, int]:
-    _need(buf, 1, 5, "data-notification header")
+    if len(buf) < 6:
+        raise DecodeError("truncated: data-notification header")
     invoke = _U32.unpack_from(buf, 1)[0]
     dt_len = buf[5]
     pos = 6
     if dt_len == 0:
         date_time = None
     elif dt_len == 12:
-        _need(buf, pos, 12, "data-notification date-time")
+        if pos + 12 > len(buf):
+            raise DecodeError("truncated: data-notification date-time")
         date_time = buf[pos : pos + 12]
         pos += 12
     else:
@@ -172,57 +177,42 @@ def _dec_notification(buf: bytes) -> tuple[DataNotification, int]:
     return DataNotification(invoke, date_time, body), pos
 
 
-def _dec_get_request(buf: bytes) -> tuple[GetRequestNormal, int]:
-    _need(buf, 1, 2 + _DESCRIPTOR.size + 1, "get-request")
-    if buf[1] != 0x01:
-        raise DecodeError(f"get-request choice {buf[1]} is not supported")
-    class_id, instance, attr = _DESCRIPTOR.unpack_from(buf, 3)
-    pos = 3 + _DESCRIPTOR.size
-    if buf[pos] == 0x00:
-        return GetRequestNormal(buf[2], class_id, instance, attr), pos + 1
-    if buf[pos] != 0x01:
-        raise DecodeError(f"access-selection flag {buf[pos]} is not 0 or 1")
-    _need(buf, pos + 1, 1, "access selector")
-    params, end = decode_data_from(buf, pos + 2)
-    return GetRequestNormal(buf[2], class_id, instance, attr, buf[pos + 1], params), end
+def _octet_string(buf: bytes, pos: int, what: str) -> tuple[bytes, int]:
+    length, pos = decode_length(buf, pos)
+    if pos + length > len(buf):
+        raise DecodeError(f"truncated: {what}")
+    return buf[pos : pos + length], pos + length
 
 
-def _dec_get_response(buf: bytes) -> tuple[GetResponseNormal, int]:
-    _need(buf, 1, 3, "get-response")
-    if buf[1] != 0x01:
-        raise DecodeError(f"get-response choice {buf[1]} is not supported")
-    if buf[3] == 0x00:
-        data, end = decode_data_from(buf, 4)
-        return GetResponseNormal(buf[2], data), end
-    if buf[3] != 0x01:
-        raise DecodeError(f"get-data-result choice {buf[3]} is not 0 or 1")
-    _need(buf, 4, 1, "data-access-result")
-    try:
-        result = DataAccessResult(buf[4])
-    except ValueError:
-        raise DecodeError(f"unknown data-access-result {buf[4]}") from None
-    return GetResponseNormal(buf[2], result), 5
+def _dec_general(
+    cls: type[GeneralGloCiphering] | type[GeneralDedCiphering],
+) -> Callable[[bytes], tuple[Any, int]]:
+    def decode(buf: bytes) -> tuple[Any, int]:
+        title, pos = _octet_string(buf, 1, "system-title")
+        if len(title) != 8:
+            raise DecodeError(f"system-title of {len(title)} octets, expected 8")
+        content, pos = _octet_string(buf, pos, "ciphered-content")
+        return cls(title, content), pos
+
+    return decode
 
 
-def _dec_glo(buf: bytes) -> tuple[GeneralGloCiphering, int]:
-    title, pos = _octet_string(buf, 1, "system-title")
-    if len(title) != 8:
-        raise DecodeError(f"system-title of {len(title)} octets, expected 8")
-    content, pos = _octet_string(buf, pos, "ciphered-content")
-    return GeneralGloCiphering(title, content), pos
-
-
-_ENCODERS: dict[type, Callable[[object], bytes]] = {
-    DataNotification: _enc_notification,  # type: ignore[dict-item]
-    GetRequestNormal: _enc_get_request,  # type: ignore[dict-item]
-    GetResponseNormal: _enc_get_response,  # type: ignore[dict-item]
-    GeneralGloCiphering: _enc_glo,  # type: ignore[dict-item]
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    DataNotification: _enc_notification,
+    GeneralGloCiphering: _enc_general(Tag.GENERAL_GLO_CIPHERING),
+    GeneralDedCiphering: _enc_general(Tag.GENERAL_DED_CIPHERING),
+    AARQ: encode_acse,
+    AARE: encode_acse,
+    RLRQ: encode_acse,
+    RLRE: encode_acse,
+    **SERVICE_ENCODERS,
 }
-_DECODERS: dict[int, Callable[[bytes], tuple[Apdu, int]]] = {
+_DECODERS: dict[int, Callable[[bytes], tuple[Any, int]]] = {
     Tag.DATA_NOTIFICATION: _dec_notification,
-    Tag.GET_REQUEST: _dec_get_request,
-    Tag.GET_RESPONSE: _dec_get_response,
-    Tag.GENERAL_GLO_CIPHERING: _dec_glo,
+    Tag.GENERAL_GLO_CIPHERING: _dec_general(GeneralGloCiphering),
+    Tag.GENERAL_DED_CIPHERING: _dec_general(GeneralDedCiphering),
+    **{int(tag): decode_acse for tag in AcseTag},
+    **{int(tag): decode_service for tag in SERVICE_TAGS},
 }
 
 
@@ -244,4 +234,5 @@ def decode_apdu(buf: bytes) -> Apdu:
     apdu, end = decoder(buf)
     if end != len(buf):
         raise DecodeError(f"{len(buf) - end} trailing octets after APDU")
-    return apdu
+    result: Apdu = apdu
+    return result
