@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openami.errors import DecodeError, LocalProtocolError, SecurityError
-from openami.protocols.dlms.security import SC_AUTHENTICATED, SC_AUTHENTICATED_ENCRYPTED, SuiteZero
+from openami.protocols.dlms.security import (
+    SC_AUTHENTICATED,
+    SC_AUTHENTICATED_ENCRYPTED,
+    SuiteZero,
+    check_password,
+    unwrap_key,
+    wrap_key,
+)
 
 EK = bytes(range(16))
 AK = bytes(range(0xD0, 0xE0))
@@ -70,3 +77,42 @@ def test_short_content_unknown_control_and_bad_keys() -> None:
 
 def test_keys_never_show_in_repr() -> None:
     assert EK.hex() not in repr(SuiteZero(EK, AK)) and "ek" not in repr(SuiteZero(EK, AK))
+
+
+def test_hls_gmac_answer_verifies_and_binds_the_challenge() -> None:
+    suite = SuiteZero(EK, AK)
+    stoc = b"P6wRJ21F"
+    answer = suite.gmac(TITLE, 0x01234567, stoc)
+    assert answer[:5] == bytes.fromhex("1001234567")
+    assert len(answer) == 17
+    # independent check: GCM with empty plaintext and AAD = SC || AK || challenge
+    expected = AESGCM(EK).encrypt(TITLE + bytes.fromhex("01234567"), b"", b"\x10" + AK + stoc)
+    assert answer[5:] == expected[:12]
+    assert suite.verify_gmac(TITLE, answer, stoc) == 0x01234567
+    with pytest.raises(SecurityError):
+        suite.verify_gmac(TITLE, answer, b"another!")
+    with pytest.raises(SecurityError):
+        suite.verify_gmac(b"OTHERSYS", answer, stoc)
+    with pytest.raises(SecurityError):
+        suite.verify_gmac(TITLE, answer[:-1], stoc)
+
+
+def test_key_wrap_round_trip_matches_rfc_3394_vector() -> None:
+    # RFC 3394 section 4.1: wrap 128 bits of key data with a 128-bit KEK
+    kek = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    key = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+    wrapped = wrap_key(kek, key)
+    assert wrapped.hex().upper() == "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"
+    assert unwrap_key(kek, wrapped) == key
+    tampered = bytearray(wrapped)
+    tampered[3] ^= 1
+    with pytest.raises(SecurityError):
+        unwrap_key(kek, bytes(tampered))
+    with pytest.raises(SecurityError):
+        unwrap_key(bytes(16), wrapped)
+
+
+def test_lls_password_comparison() -> None:
+    check_password(b"00000000", b"00000000")
+    with pytest.raises(SecurityError):
+        check_password(b"00000000", b"00000001")

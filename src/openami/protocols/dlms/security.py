@@ -8,16 +8,25 @@ plaintext for authentication only. GCM tags may be truncated to their leading 12
 
 from __future__ import annotations
 
+import hmac
 import struct
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from openami.errors import DecodeError, LocalProtocolError, SecurityError
 
-__all__ = ["SC_AUTHENTICATED", "SC_AUTHENTICATED_ENCRYPTED", "SuiteZero"]
+__all__ = [
+    "SC_AUTHENTICATED",
+    "SC_AUTHENTICATED_ENCRYPTED",
+    "SuiteZero",
+    "check_password",
+    "unwrap_key",
+    "wrap_key",
+]
 
 SC_AUTHENTICATED = 0x10
 SC_AUTHENTICATED_ENCRYPTED = 0x30
@@ -83,3 +92,40 @@ class SuiteZero:
         except InvalidTag:
             raise SecurityError("authentication tag does not verify") from None
         return counter, plaintext
+
+    def gmac(self, system_title: bytes, invocation_counter: int, challenge: bytes) -> bytes:
+        """HLS mechanism 5: f(challenge) = SC || IC || GMAC(SC || AK || challenge), where the
+        sender's system title and counter form the IV and SC is 0x10 (authentication only)."""
+        content = self.protect(system_title, invocation_counter, challenge, SC_AUTHENTICATED)
+        # protect() with authentication only returns SC || IC || challenge || tag
+        return content[:5] + content[-TAG_LEN:]
+
+    def verify_gmac(self, system_title: bytes, value: bytes, challenge: bytes) -> int:
+        """Check the peer's f(challenge); return its invocation counter."""
+        if len(value) != 5 + TAG_LEN or value[0] != SC_AUTHENTICATED:
+            raise SecurityError("HLS-GMAC answer is not SC 0x10 || IC || 12-octet tag")
+        counter, _ = self.unprotect(system_title, value[:5] + challenge + value[5:])
+        return counter
+
+
+def check_password(expected: bytes, offered: bytes) -> None:
+    """LLS (mechanism 1): compare in constant time; raise SecurityError when they differ."""
+    if not hmac.compare_digest(expected, offered):
+        raise SecurityError("LLS password does not match")
+
+
+def wrap_key(kek: bytes, key: bytes) -> bytes:
+    """AES key wrap (RFC 3394) of a new key under the master key (KEK), for key transfer."""
+    if len(kek) != 16 or len(key) % 8 or len(key) < 16:
+        raise LocalProtocolError("key wrap needs a 16-octet KEK and a key of 16+ octets, x8")
+    return aes_key_wrap(kek, key)
+
+
+def unwrap_key(kek: bytes, wrapped: bytes) -> bytes:
+    """Undo ``wrap_key``; a wrong KEK or tampered input raises SecurityError."""
+    if len(kek) != 16 or len(wrapped) % 8 or len(wrapped) < 24:
+        raise SecurityError("wrapped key has an impossible length")
+    try:
+        return aes_key_unwrap(kek, wrapped)
+    except InvalidUnwrap:
+        raise SecurityError("wrapped key does not unwrap under this KEK") from None
