@@ -1,0 +1,1 @@
+"""COSEM interface classes, the object model and a server session."""

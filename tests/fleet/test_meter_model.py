@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from openami.fleet.fleet import Fleet
+from openami.fleet.meter_model import build_meter_model
+from openami.protocols.dlms.acse import Mechanism
+from openami.protocols.dlms.association import (
+    Associated,
+    ClientAssociation,
+    ClientSettings,
+    HlsRequired,
+    Response,
+    ServerAssociation,
+    ServerSettings,
+)
+from openami.protocols.dlms.axdr import Data, DataType, decode_data
+from openami.protocols.dlms.cosem.server import CosemSession
+from openami.protocols.dlms.cosem_datetime import decode_datetime
+from openami.protocols.dlms.profile import decode_entries, range_descriptor
+from openami.protocols.dlms.security import SuiteZero
+from openami.protocols.dlms.services import (
+    ActionRequestNormal,
+    ActionResponseNormal,
+    ActionResult,
+    AttributeDescriptor,
+    DataAccessResult,
+    GetRequestNext,
+    GetRequestNormal,
+    GetRequestWithList,
+    GetResponseNormal,
+    GetResponseWithDataBlock,
+    GetResponseWithList,
+    MethodDescriptor,
+    SetRequestNormal,
+    SetResponseNormal,
+)
+
+JST = timezone(timedelta(hours=9))
+START = datetime(2026, 8, 3, tzinfo=JST)
+NOW = START + timedelta(days=2, minutes=10)  # 96 intervals closed, the 97th running
+
+
+def ln(text: str) -> bytes:
+    return bytes(int(x) for x in text.split("."))
+
+
+class Lab:
+    """Our client and one meter's COSEM session, talking HLS-GMAC + suite 0 in memory."""
+
+    def __init__(self, max_pdu: int = 0xFFFF) -> None:
+        self.fleet = Fleet(3, START, 5 * 48, 30, seed=4)
+        keys = self.fleet.identities()[1]
+        suite = SuiteZero(keys.ek, keys.ak)
+        self.model = build_meter_model(self.fleet, 1, lambda: NOW)
+        self.session = CosemSession(
+            self.model,
+            ServerAssociation(
+                ServerSettings(keys.system_title, suite, Mechanism.HIGH_GMAC, ciphered=True)
+            ),
+        )
+        self.client = ClientAssociation(
+            ClientSettings(b"OAMHES01", suite, Mechanism.HIGH_GMAC, max_receive_pdu_size=max_pdu)
+        )
+        assert isinstance(
+            self.client.receive(
+                self.session.receive(self.client.associate(b"client-ch"), b"server-ch")
+            ),
+            HlsRequired,
+        )
+        assert isinstance(
+            self.client.receive(self.session.receive(self.client.reply_to_hls())), Associated
+        )
+
+    def ask(self, apdu: object) -> object:
+        event = self.client.receive(self.session.receive(self.client.request(apdu)))  # type: ignore[arg-type]
+        assert isinstance(event, Response)
+        return event.apdu
+
+    def get(self, class_id: int, obis_text: str, attribute: int) -> Data | DataAccessResult:
+        answer = self.ask(GetRequestNormal(0xC1, class_id, ln(obis_text), attribute))
+        assert isinstance(answer, GetResponseNormal)
+        return answer.result
+
+
+@pytest.fixture
+def lab() -> Lab:
+    return Lab()
+
+
+def test_clock_reads_now_in_japan_time(lab: Lab) -> None:
+    value = lab.get(8, "0.0.1.0.0.255", 2)
+    assert isinstance(value, Data)
+    assert decode_datetime(value.value) == NOW.astimezone(UTC).replace(microsecond=0)
+    assert value.value[9:11] == (-540).to_bytes(2, "big", signed=True)
+
+
+def test_registers_match_the_fleet_at_the_last_closed_interval(lab: Lab) -> None:
+    value = lab.get(3, "1.0.1.8.0.255", 2)
+    assert value == Data(DataType.DOUBLE_LONG_UNSIGNED, int(lab.fleet.import_register[1, 95]))
+    assert lab.get(3, "1.0.1.8.0.255", 3) == Data(
+        DataType.STRUCTURE, (Data(DataType.INTEGER, 0), Data(DataType.ENUM, 30))
+    )
+
+
+def test_load_profile_by_range_matches_the_pushes(lab: Lab) -> None:
+    ends = lab.fleet.profiles.interval_end
+    selection = range_descriptor(
+        datetime.fromtimestamp(int(ends[10]), tz=UTC), datetime.fromtimestamp(int(ends[20]), tz=UTC)
+    )
+    answer = lab.ask(GetRequestNormal(0xC1, 7, ln("1.0.99.1.0.255"), 2, 1, selection))
+    assert isinstance(answer, GetResponseNormal)
+    assert isinstance(answer.result, Data)
+    entries = decode_entries(answer.result)
+    assert [e.interval_end for e in entries] == [int(t) for t in ends[10:21]]
+    assert [e.import_wh for e in entries] == [
+        int(v) for v in lab.fleet.profiles.import_wh[1, 10:21]
+    ]
+
+
+def test_load_profile_by_entry(lab: Lab) -> None:
+    by_entry = Data(
+        DataType.STRUCTURE,
+        (
+            Data(DataType.DOUBLE_LONG_UNSIGNED, 2),
+            Data(DataType.DOUBLE_LONG_UNSIGNED, 4),
+            Data(DataType.LONG_UNSIGNED, 1),
+            Data(DataType.LONG_UNSIGNED, 3),
+        ),
+    )
+    answer = lab.ask(GetRequestNormal(0xC1, 7, ln("1.0.99.1.0.255"), 2, 2, by_entry))
+    assert isinstance(answer, GetResponseNormal)
+    assert isinstance(answer.result, Data)
+    rows = answer.result.value
+    assert len(rows) == 3
+    assert len(rows[0].value) == 3  # clock, status, +A register
+    assert rows[0].value[2].value == lab.fleet.import_register[1, 1]
+
+
+def test_a_whole_profile_larger_than_the_pdu_comes_in_blocks() -> None:
+    lab = Lab(max_pdu=512)
+    first = lab.ask(GetRequestNormal(0xC1, 7, ln("1.0.99.1.0.255"), 2))
+    assert isinstance(first, GetResponseWithDataBlock)
+    raw = bytearray()
+    block = first
+    while True:
+        assert isinstance(block.raw_data, bytes)
+        raw += block.raw_data
+        if block.last_block:
+            break
+        block = lab.ask(GetRequestNext(0xC1, block.block_number))  # type: ignore[assignment]
+        assert isinstance(block, GetResponseWithDataBlock)
+    entries = decode_entries(decode_data(bytes(raw)))
+    assert len(entries) == 96
+    assert entries[-1].import_register == lab.fleet.import_register[1, 95]
+
+
+def test_undefined_objects_attributes_and_denied_writes(lab: Lab) -> None:
+    assert lab.get(3, "1.0.99.99.0.255", 2) is DataAccessResult.OBJECT_UNDEFINED
+    assert lab.get(3, "1.0.1.8.0.255", 9) is DataAccessResult.OBJECT_UNDEFINED
+    denied = lab.ask(
+        SetRequestNormal(
+            0xC1,
+            AttributeDescriptor(3, ln("1.0.1.8.0.255"), 2),
+            None,
+            Data(DataType.DOUBLE_LONG_UNSIGNED, 0),
+        )
+    )
+    assert denied == SetResponseNormal(0xC1, DataAccessResult.READ_WRITE_DENIED)
+
+
+def test_capture_period_is_changeable_to_the_allowed_intervals(lab: Lab) -> None:
+    period = AttributeDescriptor(7, ln("1.0.99.1.0.255"), 4)
+    ok = lab.ask(SetRequestNormal(0xC1, period, None, Data(DataType.DOUBLE_LONG_UNSIGNED, 900)))
+    assert ok == SetResponseNormal(0xC1, DataAccessResult.SUCCESS)
+    assert lab.get(7, "1.0.99.1.0.255", 4) == Data(DataType.DOUBLE_LONG_UNSIGNED, 900)
+    bad = lab.ask(SetRequestNormal(0xC1, period, None, Data(DataType.DOUBLE_LONG_UNSIGNED, 1000)))
+    assert bad == SetResponseNormal(0xC1, DataAccessResult.TYPE_UNMATCHED)
+
+
+def test_disconnect_and_reconnect(lab: Lab) -> None:
+    switch = ln("0.0.96.3.10.255")
+    off = lab.ask(
+        ActionRequestNormal(0xC1, MethodDescriptor(70, switch, 1), Data(DataType.INTEGER, 0))
+    )
+    assert off == ActionResponseNormal(0xC1, ActionResult.SUCCESS, None)
+    assert lab.get(70, "0.0.96.3.10.255", 2) == Data(DataType.BOOLEAN, False)
+    lab.ask(ActionRequestNormal(0xC1, MethodDescriptor(70, switch, 2), Data(DataType.INTEGER, 0)))
+    assert lab.get(70, "0.0.96.3.10.255", 3) == Data(DataType.ENUM, 1)
+
+
+def test_get_with_list_and_object_list(lab: Lab) -> None:
+    items = (
+        (AttributeDescriptor(3, ln("1.0.1.8.0.255"), 2), None),
+        (AttributeDescriptor(3, ln("1.0.2.8.0.255"), 2), None),
+        (AttributeDescriptor(1, ln("9.9.9.9.9.9"), 2), None),
+    )
+    answer = lab.ask(GetRequestWithList(0xC1, items))
+    assert isinstance(answer, GetResponseWithList)
+    assert answer.results[2] is DataAccessResult.OBJECT_UNDEFINED
+    objects = lab.get(15, "0.0.40.0.0.255", 2)
+    assert isinstance(objects, Data)
+    classes = sorted({entry.value[0].value for entry in objects.value})
+    assert classes == [1, 3, 7, 8, 15, 17, 40, 64, 70, 71]
