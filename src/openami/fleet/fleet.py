@@ -35,6 +35,7 @@ class MeterIdentity:
     address: Address
     ek: bytes = field(repr=False)
     ak: bytes = field(repr=False)
+    kek: bytes = field(repr=False)
 
 
 def meter_address(index: int) -> Address:
@@ -61,9 +62,10 @@ class Fleet:
         self.start = start
         self.interval_s = interval_minutes * 60
         self.meter_ids = np.arange(1, n + 1, dtype=np.int64)
-        keys = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+        keys = rng.integers(0, 256, size=(n, 48), dtype=np.uint8)
         self._ek = keys[:, :16]
-        self._ak = keys[:, 16:]
+        self._ak = keys[:, 16:32]
+        self._kek = keys[:, 32:]  # master key: wraps new keys sent to the meter
         self.traits: HouseholdTraits = draw_traits(n, rng)
         self.profiles: LoadProfiles = simulate(
             self.traits, start, n_intervals, interval_minutes, rng
@@ -115,6 +117,7 @@ class Fleet:
                 self.addresses[i],
                 self._ek[i].tobytes(),
                 self._ak[i].tobytes(),
+                self._kek[i].tobytes(),
             )
             for i in range(self.n)
         ]

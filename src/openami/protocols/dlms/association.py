@@ -157,7 +157,9 @@ class ServerSettings:
     ciphered: bool = False  # require the ciphered LN context
     conformance: int = 0x00101D  # block-transfer-with-get, get, set, selective-access, action
     max_receive_pdu_size: int = 1024
-    invocation_counter: int = 0
+    invocation_counter: int = 0  # the last one this server used
+    client_invocation_counter: int = -1  # the last one accepted from the client, kept across
+    # associations so that a recorded session cannot be replayed in a new one
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ class ServerAssociation:
         self._cipher: _Cipher | None = None
         self._ctos = b""
         self._stoc = b""
-        self._pending_dedicated = False
+        self._last_counters = (settings.invocation_counter, settings.client_invocation_counter)
 
     def receive(self, data: bytes, challenge: bytes = b"") -> Reply | ServiceIndication:
         """Handle one APDU from the client. ``challenge`` is fresh randomness (8..64 octets)
@@ -196,7 +198,7 @@ class ServerAssociation:
             return Reply(self._on_aarq(apdu, challenge))
         if isinstance(apdu, RLRQ):
             self.state = _step(SERVER_TRANSITIONS, self.state, "rlrq", RemoteProtocolError)
-            self._cipher = None
+            self._drop_cipher()
             return Reply(encode_apdu(RLRE(0)))
         if self.state is S.IDLE:
             return Reply(
@@ -224,6 +226,14 @@ class ServerAssociation:
         self.state = _step(SERVER_TRANSITIONS, self.state, "service", RemoteProtocolError)
         return ServiceIndication(apdu, dedicated)
 
+    @property
+    def counters(self) -> tuple[int, int]:
+        """(the last counter this server used, the last one accepted from the client), to
+        persist and hand to the next association's settings."""
+        if self._cipher is None:
+            return self._last_counters
+        return self._cipher.own_counter, self._cipher.peer_counter
+
     def respond(self, indication: ServiceIndication, response: Apdu) -> bytes:
         """Encode (and cipher like the request was) the application's response."""
         if self.state is not S.ASSOCIATED:
@@ -232,6 +242,11 @@ class ServerAssociation:
         if self._cipher is None:
             return plain
         return self._cipher.seal(plain, indication.dedicated)
+
+    def _drop_cipher(self) -> None:
+        if self._cipher is not None:
+            self._last_counters = (self._cipher.own_counter, self._cipher.peer_counter)
+        self._cipher = None
 
     def _reject(self, diagnostic: SourceDiagnostic, context: ApplicationContext) -> bytes:
         self.state = _step(SERVER_TRANSITIONS, self.state, "aarq-rejected", RemoteProtocolError)
@@ -279,7 +294,7 @@ class ServerAssociation:
         try:
             request = self._initiate_request(aarq.user_information)
         except (DecodeError, SecurityError):
-            self._cipher = None
+            self._drop_cipher()
             return self._reject(SourceDiagnostic.NO_REASON_GIVEN, wanted)
         self.conformance = request.proposed_conformance & cfg.conformance
         self.client_max_pdu = request.client_max_receive_pdu_size

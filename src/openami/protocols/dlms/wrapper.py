@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from openami.errors import DecodeError, LocalProtocolError
 
-__all__ = ["WRAPPER_VERSION", "WrapperFrame", "decode_wrapper", "encode_wrapper"]
+__all__ = [
+    "WRAPPER_VERSION",
+    "WrapperFrame",
+    "WrapperStreamDecoder",
+    "decode_wrapper",
+    "encode_wrapper",
+]
 
 WRAPPER_VERSION = 0x0001
 _HEADER = struct.Struct(">HHHH")
@@ -45,3 +51,32 @@ def decode_wrapper(datagram: bytes) -> WrapperFrame:
             f"wrapper length field {length} but {len(datagram) - _HEADER.size} octets follow"
         )
     return WrapperFrame(source, destination, bytes(datagram[_HEADER.size :]))
+
+
+class WrapperStreamDecoder:
+    """Finds wrapper frames in a TCP byte stream (sans-IO): ``feed`` bytes as they arrive,
+    get back every frame completed so far. A bad header raises ``DecodeError``: a stream that
+    lost its framing cannot be resynchronised, so the connection must be closed."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[WrapperFrame]:
+        self._buffer += data
+        frames = []
+        while len(self._buffer) >= _HEADER.size:
+            version, source, destination, length = _HEADER.unpack_from(self._buffer)
+            if version != WRAPPER_VERSION:
+                raise DecodeError(f"wrapper version {version} is not 1; stream out of step")
+            end = _HEADER.size + length
+            if len(self._buffer) < end:
+                break
+            frames.append(
+                WrapperFrame(source, destination, bytes(self._buffer[_HEADER.size : end]))
+            )
+            del self._buffer[:end]
+        return frames
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
