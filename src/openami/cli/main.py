@@ -36,6 +36,16 @@ app = typer.Typer(
 )
 
 
+def _register_subcommands() -> None:
+    from openami.cli import dlms_cmd, meter_cmd
+
+    app.add_typer(dlms_cmd.app, name="dlms")
+    app.add_typer(meter_cmd.app, name="meter")
+
+
+_register_subcommands()
+
+
 class _State:
     debug = False
     config: Config | None = None

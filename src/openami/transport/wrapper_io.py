@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from openami.errors import AmiError, DecodeError, TransportError
 from openami.log import get_logger
@@ -82,8 +82,8 @@ class _UdpServer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if isinstance(transport, asyncio.DatagramTransport):
-            self.transport = transport
+        # the selector transport implements DatagramTransport without subclassing it
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         peer = (str(addr[0]), int(addr[1]))
