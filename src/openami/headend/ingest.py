@@ -22,7 +22,12 @@ from openami.protocols.dlms.apdu import (
     GetResponseNormal,
     decode_apdu,
 )
-from openami.protocols.dlms.profile import ProfileEntry, decode_entries, decode_entry
+from openami.protocols.dlms.profile import (
+    ProfileEntry,
+    decode_entries,
+    decode_entry,
+    decode_push_fast,
+)
 from openami.protocols.dlms.wrapper import decode_wrapper
 from openami.transport.memory import Datagram
 
@@ -95,6 +100,11 @@ class Ingest:
             if meter.address != datagram.source:
                 # the key proved who sent it; a changed address is worth knowing, not fatal
                 self.accepted["address_changed"] += 1
+            fast = decode_push_fast(plain)
+            if fast is not None:  # the common case, decoded in one step
+                self.reads.add(meter.meter_id, fast, ReadSource.PUSH)
+                self.accepted["push"] += 1
+                return
             apdu = decode_apdu(plain)
             if isinstance(apdu, DataNotification):
                 self.reads.add(meter.meter_id, decode_entry(apdu.body), ReadSource.PUSH)
