@@ -24,11 +24,9 @@ from openami.protocols.dlms.axdr import (
     encode_data,
     encode_length,
 )
+from openami.protocols.dlms.service_codec import ENCODERS as SERVICE_ENCODERS
+from openami.protocols.dlms.service_codec import SERVICE_TAGS, decode_service
 from openami.protocols.dlms.services import (
-    ENCODERS as SERVICE_ENCODERS,
-)
-from openami.protocols.dlms.services import (
-    SERVICE_TAGS,
     ActionRequestNextPBlock,
     ActionRequestNormal,
     ActionRequestWithFirstPBlock,
@@ -55,7 +53,6 @@ from openami.protocols.dlms.services import (
     SetResponseLastDataBlock,
     SetResponseNormal,
     SetResponseWithList,
-    decode_service,
 )
 
 __all__ = [
