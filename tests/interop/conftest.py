@@ -1,0 +1,11 @@
+"""Registers the ``interop`` marker for the tests of this folder (pytest runs --strict-markers)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "interop: runs external DLMS peers (Gurux, GPL) as separate processes"
+    )
