@@ -112,3 +112,29 @@ def test_our_server_association_accepts_the_gurux_clients_session() -> None:
             assert isinstance(out, Reply)
             assert decode_apdu(out.data) is not None
     assert gets >= 5
+
+
+def test_our_server_answers_general_glo_ciphering_as_gurux_sends_it() -> None:
+    # the session where general-protection was negotiated: Gurux sends 0xDB requests
+    vector = load("gurux_hls_gmac_session")
+    suite = SuiteZero(bytes.fromhex(vector["keys"]["ek"]), bytes.fromhex(vector["keys"]["ak"]))
+    server_title = bytes.fromhex(vector["system_titles"]["server"])
+    server = ServerAssociation(
+        ServerSettings(
+            server_title, suite, Mechanism.HIGH_GMAC, ciphered=True, conformance=0x401E5D
+        )
+    )
+    stoc = bytes.fromhex(vector["challenges"]["stoc"])
+    answered = 0
+    for frame in (f for f in vector["frames"] if f["dir"] == "tx"):
+        out = server.receive(bytes.fromhex(frame["hex"])[8:], stoc)
+        if isinstance(out, ServiceIndication):
+            assert out.general
+            wire = server.respond(out, GetResponseNormal(0xC1, Data(DataType.NULL, None)))
+            answer = decode_apdu(wire)
+            assert isinstance(answer, GeneralGloCiphering)
+            assert answer.system_title == server_title
+            _, plain = suite.unprotect(server_title, answer.ciphered_content)
+            assert decode_apdu(plain) == GetResponseNormal(0xC1, Data(DataType.NULL, None))
+            answered += 1
+    assert answered >= 5

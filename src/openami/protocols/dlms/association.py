@@ -36,7 +36,7 @@ from openami.protocols.dlms.acse import (
     encode_initiate_request,
     encode_initiate_response,
 )
-from openami.protocols.dlms.apdu import Apdu, decode_apdu, encode_apdu
+from openami.protocols.dlms.apdu import Apdu, GeneralGloCiphering, decode_apdu, encode_apdu
 from openami.protocols.dlms.axdr import Data, DataType
 from openami.protocols.dlms.security import SuiteZero, check_password
 from openami.protocols.dlms.services import (
@@ -168,6 +168,7 @@ class ServiceIndication:
 
     request: Apdu
     dedicated: bool
+    general: bool = False  # it came as general-glo-ciphering: answer the same way
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,21 @@ class ServerAssociation:
             return Reply(
                 encode_apdu(ExceptionResponse(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE))
             )
-        dedicated = False
-        if isinstance(apdu, CipheredService):
+        dedicated = general = False
+        if isinstance(apdu, GeneralGloCiphering):
+            if self._cipher is None or apdu.system_title != self._cipher.peer_title:
+                return Reply(encode_apdu(ExceptionResponse(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)))
+            general = True
+            try:
+                apdu = decode_apdu(self._cipher.open(apdu.ciphered_content, False))
+            except SecurityError:
+                counter = self._cipher.peer_counter
+                return Reply(
+                    encode_apdu(
+                        ExceptionResponse(SERVICE_NOT_ALLOWED, COUNTER_ERROR, max(counter, 0))
+                    )
+                )
+        elif isinstance(apdu, CipheredService):
             if self._cipher is None or apdu.tag not in _PLAIN_OF:
                 return Reply(encode_apdu(ExceptionResponse(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)))
             dedicated = apdu.tag in _DED.values()
@@ -224,7 +238,7 @@ class ServerAssociation:
         if self.state is S.AWAITING_HLS:
             return Reply(self._on_hls(apdu, dedicated))
         self.state = _step(SERVER_TRANSITIONS, self.state, "service", RemoteProtocolError)
-        return ServiceIndication(apdu, dedicated)
+        return ServiceIndication(apdu, dedicated, general)
 
     @property
     def counters(self) -> tuple[int, int]:
@@ -241,6 +255,11 @@ class ServerAssociation:
         plain = encode_apdu(response)
         if self._cipher is None:
             return plain
+        if indication.general:
+            cipher = self._cipher
+            cipher.own_counter += 1
+            content = cipher.suite.protect(cipher.own_title, cipher.own_counter, plain)
+            return encode_apdu(GeneralGloCiphering(cipher.own_title, content))
         return self._cipher.seal(plain, indication.dedicated)
 
     def _drop_cipher(self) -> None:
