@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 
-.PHONY: demo test lint typecheck bench lock clean
+.PHONY: demo test lint typecheck bench fuzz lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,17 @@ demo: $(VENV)/.installed
 	$(BIN)/openami demo
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks fuzz
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml
+
+# Every atheris fuzz target for FUZZ_SECONDS (default 60) each; non-zero if one finds a crash.
+fuzz: $(VENV)/.installed-test
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash fuzz/run.sh
 
 bench: $(VENV)/.installed
 	$(BIN)/openami bench --all --json

@@ -74,5 +74,5 @@ def encode_message(message: Message) -> bytes:
 def decode_message(data: bytes) -> Message:
     try:
         return cast(Message, _DECODER.decode(data))
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec lets bad UTF-8 through
         raise DecodeError(f"bus message does not decode: {exc}") from None

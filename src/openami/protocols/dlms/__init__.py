@@ -10,7 +10,15 @@ from openami.protocols.dlms.apdu import (
     decode_apdu,
     encode_apdu,
 )
-from openami.protocols.dlms.axdr import BitString, Data, DataType, decode_data, encode_data
+from openami.protocols.dlms.axdr import (
+    BitString,
+    CompactArray,
+    Data,
+    DataType,
+    TypeDescription,
+    decode_data,
+    encode_data,
+)
 from openami.protocols.dlms.cosem_datetime import decode_datetime, encode_datetime
 from openami.protocols.dlms.obis import ObisCode
 from openami.protocols.dlms.security import (
@@ -25,6 +33,7 @@ __all__ = [
     "SC_AUTHENTICATED_ENCRYPTED",
     "Apdu",
     "BitString",
+    "CompactArray",
     "Data",
     "DataAccessResult",
     "DataNotification",
@@ -34,6 +43,7 @@ __all__ = [
     "GetResponseNormal",
     "ObisCode",
     "SuiteZero",
+    "TypeDescription",
     "WrapperFrame",
     "decode_apdu",
     "decode_data",

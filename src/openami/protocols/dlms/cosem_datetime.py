@@ -58,6 +58,6 @@ def decode_datetime(raw: bytes) -> datetime:
             hundredths * 10_000,
             tzinfo=timezone(timedelta(minutes=-deviation)),
         )
-    except ValueError as exc:
+        return local.astimezone(UTC)  # OverflowError: year 1 or 9999 shifted out of range
+    except (ValueError, OverflowError) as exc:
         raise DecodeError(f"date-time is not a calendar instant: {exc}") from None
-    return local.astimezone(UTC)

@@ -1,0 +1,34 @@
+"""Fuzz target: ``decode_message`` (head-end/MDMS bus contract).
+
+Any input either decodes or raises an ``openami.errors.AmiError``; anything else (another
+exception, a failed assertion, a hang or a memory blow-up) is a crash. Run through
+``fuzz/run.sh``, or alone: ``.venv/bin/python fuzz/fuzz_bus.py fuzz/corpus/bus``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports(include=["openami"]):  # type: ignore[attr-defined]
+    from openami.bus.contract import decode_message, encode_message
+    from openami.errors import AmiError
+
+
+def TestOneInput(data: bytes) -> None:
+    try:
+        message = decode_message(data)
+    except AmiError:
+        return
+    # Whatever decodes must survive its own encoding.
+    assert decode_message(encode_message(message)) == message
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
