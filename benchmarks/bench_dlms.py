@@ -41,8 +41,7 @@ def _frames(meters: int, intervals: int) -> tuple[Fleet, list[Datagram]]:
 
 def _keys(fleet: Fleet) -> KeyStore:
     keys = KeyStore()
-    for ident in fleet.identities():
-        keys.provision(ident.meter_id, ident.system_title, ident.address, ident.ek, ident.ak)
+    keys.provision_all(fleet.identities())
     return keys
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from openami.fleet.fleet import Fleet
 from openami.headend.keystore import KeyStore
 
@@ -9,6 +11,12 @@ from openami.headend.keystore import KeyStore
 def provisioned_keys(fleet: Fleet) -> KeyStore:
     """A head-end key store holding every meter of ``fleet``, as from a key shipment."""
     keys = KeyStore()
-    for ident in fleet.identities():
-        keys.provision(ident.meter_id, ident.system_title, ident.address, ident.ek, ident.ak)
+    keys.provision_all(fleet.identities())
     return keys
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

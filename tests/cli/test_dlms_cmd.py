@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 from openami.cli.main import main
 from openami.protocols.dlms.apdu import GeneralGloCiphering, encode_apdu
 from openami.protocols.dlms.security import SuiteZero
+from tests.conftest import free_port
 
 EK = bytes(range(16))
 AK = bytes(range(16, 32))
@@ -84,15 +84,9 @@ def test_bad_frames_are_one_line_and_non_zero(
     assert needle in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def lab_meters(tmp_path: Path) -> Iterator[list[dict[str, object]]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,14 +12,9 @@ from openami.protocols.dlms.axdr import DataType
 from openami.protocols.dlms.cosem_datetime import decode_datetime
 from openami.protocols.dlms.obis import ObisCode
 from openami.protocols.dlms.profile import decode_entries
+from tests.conftest import free_port
 
 NOW = datetime(2026, 11, 25, 6, 10, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _session(udp: bool) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from openami.fleet.lab import lab_fleet
 from openami.headend.dlms_client import DlmsClient, MeterKeys
 from openami.protocols.dlms.obis import ObisCode
 from openami.protocols.dlms.profile import decode_entries
+from tests.conftest import free_port
 from tests.interop.harness import REPO_ROOT, gurux_available, run_client
 
 pytestmark = [
@@ -31,12 +31,6 @@ pytestmark = [
 ]
 JST = timezone(timedelta(hours=9))
 SEED, DAYS_BACK = 7, 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def meter() -> Iterator[tuple[dict[str, Any], datetime]]:
             "1",
             "--per-port",
             "--port",
-            str(_free_port()),
+            str(free_port()),
             "--print-keys",
             "--seed",
             str(SEED),

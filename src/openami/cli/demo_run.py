@@ -139,8 +139,7 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     fleet_port = network.bind(fleet.addresses)
     bus = MemoryBus()
     keys = KeyStore()
-    for ident in fleet.identities():
-        keys.provision(ident.meter_id, ident.system_title, ident.address, ident.ek, ident.ak)
+    keys.provision_all(fleet.identities())
     headend = HeadEnd(keys, network.bind([HEADEND_ADDRESS]), HEADEND_ADDRESS, bus)
 
     registry = Registry(make_engine(sqlite_url(params.data_dir / "registry.db")))

@@ -7,13 +7,30 @@ uses for its own requests to it. Keys never appear in ``repr`` or logs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from openami.errors import SecurityError
 from openami.protocols.dlms.security import SuiteZero
 from openami.transport.memory import Address
 
-__all__ = ["KeyStore", "MeterSecurity"]
+__all__ = ["KeyShipmentEntry", "KeyStore", "MeterSecurity"]
+
+
+class KeyShipmentEntry(Protocol):
+    """One meter of a manufacturer's key shipment, as the head-end receives it."""
+
+    @property
+    def meter_id(self) -> int: ...
+    @property
+    def system_title(self) -> bytes: ...
+    @property
+    def address(self) -> Address: ...
+    @property
+    def ek(self) -> bytes: ...
+    @property
+    def ak(self) -> bytes: ...
 
 
 @dataclass(slots=True)
@@ -41,6 +58,14 @@ class KeyStore:
         entry = MeterSecurity(meter_id, system_title, address, SuiteZero(ek, ak))
         self._by_title[system_title] = entry
         self._by_id[meter_id] = entry
+
+    def provision_all(self, shipment: Iterable[KeyShipmentEntry]) -> int:
+        """Install every meter of a key shipment; return how many."""
+        count = 0
+        for entry in shipment:
+            self.provision(entry.meter_id, entry.system_title, entry.address, entry.ek, entry.ak)
+            count += 1
+        return count
 
     def by_title(self, system_title: bytes) -> MeterSecurity:
         entry = self._by_title.get(system_title)
