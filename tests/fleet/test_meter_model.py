@@ -203,4 +203,4 @@ def test_get_with_list_and_object_list(lab: Lab) -> None:
     objects = lab.get(15, "0.0.40.0.0.255", 2)
     assert isinstance(objects, Data)
     classes = sorted({entry.value[0].value for entry in objects.value})
-    assert classes == [1, 3, 7, 8, 15, 17, 40, 64, 70, 71]
+    assert classes == [1, 3, 4, 5, 7, 8, 15, 17, 18, 20, 22, 40, 64, 70, 71]

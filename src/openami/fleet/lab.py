@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from openami.fleet.fleet import Fleet, MeterIdentity
 from openami.fleet.meter_model import build_meter_model
+from openami.fleet.meter_services import KeyRing
 from openami.protocols.dlms.acse import Mechanism
 from openami.protocols.dlms.association import ServerAssociation, ServerSettings
 from openami.protocols.dlms.cosem.model import ObjectModel
@@ -36,6 +37,7 @@ class LabMeter:
     host: str
     port: int
     model: ObjectModel
+    ring: KeyRing
     counters: tuple[int, int] = (0, -1)  # server's last, client's last accepted
 
     def description(self) -> dict[str, object]:
@@ -68,7 +70,7 @@ class LabMeterSession:
             ServerAssociation(
                 ServerSettings(
                     ident.system_title,
-                    SuiteZero(ident.ek, ident.ak),
+                    SuiteZero(meter.ring.ek, meter.ring.ak),  # keys may have been transferred
                     Mechanism.HIGH_GMAC,
                     ciphered=True,
                     invocation_counter=meter.counters[0],
@@ -119,7 +121,9 @@ async def start_lab_meters(
             host, meter_port = bind, port + i
         else:
             host, meter_port = ".".join(map(str, [*base[:3], base[3] + i])), port
-        meter = LabMeter(ident, host, meter_port, build_meter_model(fleet, i, clock))
+        ring = KeyRing(ident.ek, ident.ak, ident.kek)
+        model = build_meter_model(fleet, i, clock, ring=ring)
+        meter = LabMeter(ident, host, meter_port, model, ring)
 
         def factory(_peer: Address, meter: LabMeter = meter) -> Session:
             return LabMeterSession(meter, lambda: os.urandom(16))

@@ -28,6 +28,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 
 from openami.fleet.fleet import Fleet
+from openami.fleet.meter_services import (
+    KeyRing,
+    activity_calendar,
+    demand_registers,
+    disconnect_schedule,
+    image_transfer,
+    key_transfer,
+)
 from openami.protocols.dlms import obis
 from openami.protocols.dlms.axdr import Data, DataType
 from openami.protocols.dlms.cosem.classes import Access
@@ -75,7 +83,11 @@ def _capture_def(class_id: int, ln: bytes, attribute: int) -> Data:
 
 
 def build_meter_model(
-    fleet: Fleet, index: int, now: Callable[[], datetime], client_title: bytes = b"OAMHES01"
+    fleet: Fleet,
+    index: int,
+    now: Callable[[], datetime],
+    client_title: bytes = b"OAMHES01",
+    ring: KeyRing | None = None,
 ) -> ObjectModel:
     """The object model of meter ``index``; intervals ending after ``now()`` do not exist yet."""
     ends = fleet.profiles.interval_end
@@ -323,6 +335,16 @@ def build_meter_model(
             ),
         ]
     )
+    for extra in (
+        *demand_registers(fleet, index, closed, now),
+        image_transfer(),
+        activity_calendar(),
+        disconnect_schedule(),
+    ):
+        model.add(extra)
+    security_setup = model.find(64, _ln("0.0.43.0.0.255"))
+    if ring is not None and security_setup is not None:
+        key_transfer(ring, security_setup)
     association = CosemObject(
         15,
         _ln("0.0.40.0.0.255"),

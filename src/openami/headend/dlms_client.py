@@ -26,11 +26,15 @@ from openami.protocols.dlms.obis import ObisCode
 from openami.protocols.dlms.profile import range_descriptor
 from openami.protocols.dlms.security import SuiteZero
 from openami.protocols.dlms.services import (
+    ActionRequestNormal,
+    ActionResponseNormal,
+    ActionResult,
     DataAccessResult,
     GetRequestNext,
     GetRequestNormal,
     GetResponseNormal,
     GetResponseWithDataBlock,
+    MethodDescriptor,
 )
 from openami.transport.wrapper_io import TcpWrapperClient, UdpWrapperClient
 
@@ -140,6 +144,15 @@ class DlmsClient:
                 return decode_data(bytes(raw))
             answer = await self._ask(GetRequestNext(INVOKE, answer.block_number))
         raise TransportError(f"more than {MAX_BLOCKS} blocks")
+
+    async def action(
+        self, method: MethodDescriptor, parameters: Data | None = None
+    ) -> ActionResult:
+        """Invoke a method; return its result (refusals are results, not exceptions)."""
+        answer = await self._ask(ActionRequestNormal(INVOKE, method, parameters))
+        if not isinstance(answer, ActionResponseNormal):
+            raise RemoteProtocolError(f"expected an action-response, got {answer!r}")
+        return answer.result
 
     async def close(self) -> None:
         try:
