@@ -204,3 +204,67 @@ def test_get_with_list_and_object_list(lab: Lab) -> None:
     assert isinstance(objects, Data)
     classes = sorted({entry.value[0].value for entry in objects.value})
     assert classes == [1, 3, 4, 5, 7, 8, 15, 17, 18, 20, 22, 40, 64, 70, 71]
+
+
+def test_set_with_data_blocks_reassembles_the_value(lab: Lab) -> None:
+    from openami.protocols.dlms.axdr import encode_data
+    from openami.protocols.dlms.services import (
+        SetRequestWithDataBlock,
+        SetRequestWithFirstDataBlock,
+        SetResponseDataBlock,
+        SetResponseLastDataBlock,
+    )
+
+    name = encode_data(Data(DataType.OCTET_STRING, b"winter-time-of-use-2027" * 4))
+    parts = [name[i : i + 20] for i in range(0, len(name), 20)]
+    target = AttributeDescriptor(20, ln("0.0.13.0.0.255"), 6)
+    answer = lab.ask(SetRequestWithFirstDataBlock(0xC1, target, None, False, 1, parts[0]))
+    assert answer == SetResponseDataBlock(0xC1, 1)
+    for n, part in enumerate(parts[1:], start=2):
+        answer = lab.ask(SetRequestWithDataBlock(0xC1, n == len(parts), n, part))
+    assert answer == SetResponseLastDataBlock(0xC1, DataAccessResult.SUCCESS, len(parts))
+    assert lab.get(20, "0.0.13.0.0.255", 6) == Data(
+        DataType.OCTET_STRING, b"winter-time-of-use-2027" * 4
+    )
+
+
+def test_a_skipped_block_number_is_refused(lab: Lab) -> None:
+    from openami.protocols.dlms.services import (
+        SetRequestWithDataBlock,
+        SetRequestWithFirstDataBlock,
+        SetResponseLastDataBlock,
+    )
+
+    target = AttributeDescriptor(20, ln("0.0.13.0.0.255"), 6)
+    lab.ask(SetRequestWithFirstDataBlock(0xC1, target, None, False, 1, b"\x09\x05ab"))
+    answer = lab.ask(SetRequestWithDataBlock(0xC1, True, 3, b"cde"))
+    assert answer == SetResponseLastDataBlock(0xC1, DataAccessResult.DATA_BLOCK_NUMBER_INVALID, 3)
+
+
+def test_action_with_parameter_blocks(lab: Lab) -> None:
+    import hashlib
+
+    from openami.protocols.dlms.axdr import encode_data
+    from openami.protocols.dlms.services import (
+        ActionRequestWithFirstPBlock,
+        ActionRequestWithPBlock,
+        ActionResponseNextPBlock,
+    )
+
+    image = b"firmware" * 10
+    identifier = b"fw:" + hashlib.sha256(image).hexdigest().encode()
+    params = encode_data(
+        Data(
+            DataType.STRUCTURE,
+            (
+                Data(DataType.OCTET_STRING, identifier),
+                Data(DataType.DOUBLE_LONG_UNSIGNED, len(image)),
+            ),
+        )
+    )
+    initiate = MethodDescriptor(18, ln("0.0.44.0.0.255"), 1)
+    first = lab.ask(ActionRequestWithFirstPBlock(0xC1, initiate, False, 1, params[:30]))
+    assert first == ActionResponseNextPBlock(0xC1, 1)
+    done = lab.ask(ActionRequestWithPBlock(0xC1, True, 2, params[30:]))
+    assert done == ActionResponseNormal(0xC1, ActionResult.SUCCESS, None)
+    assert lab.get(18, "0.0.44.0.0.255", 6) == Data(DataType.ENUM, 1)  # initiated

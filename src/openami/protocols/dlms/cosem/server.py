@@ -7,15 +7,20 @@ datablock), fetched one by one with get-request-next.
 
 from __future__ import annotations
 
+from openami.errors import DecodeError
 from openami.protocols.dlms.apdu import Apdu
 from openami.protocols.dlms.association import Reply, ServerAssociation, ServiceIndication
-from openami.protocols.dlms.axdr import Data, DataType, encode_data
+from openami.protocols.dlms.axdr import Data, DataType, decode_data, encode_data
 from openami.protocols.dlms.cosem.model import ObjectModel
 from openami.protocols.dlms.services import (
     ActionRequestNormal,
+    ActionRequestWithFirstPBlock,
     ActionRequestWithList,
+    ActionRequestWithPBlock,
+    ActionResponseNextPBlock,
     ActionResponseNormal,
     ActionResponseWithList,
+    ActionResult,
     AttributeDescriptor,
     DataAccessResult,
     ExceptionResponse,
@@ -27,14 +32,19 @@ from openami.protocols.dlms.services import (
     GetResponseWithList,
     Selection,
     SetRequestNormal,
+    SetRequestWithDataBlock,
+    SetRequestWithFirstDataBlock,
     SetRequestWithList,
+    SetResponseDataBlock,
+    SetResponseLastDataBlock,
     SetResponseNormal,
     SetResponseWithList,
 )
 
 __all__ = ["CosemSession", "object_list"]
 
-SERVICE_NOT_ALLOWED, SERVICE_UNKNOWN = 1, 2
+SERVICE_NOT_ALLOWED, SERVICE_UNKNOWN, PDU_TOO_LONG = 1, 2, 4
+MAX_INBOUND = 1 << 20  # octets one SET or ACTION may bring in blocks
 CIPHER_OVERHEAD = 24  # ciphered service tag, length, SC, IC and tag around each block
 
 
@@ -45,6 +55,10 @@ class CosemSession:
         self._blocks: list[bytes] = []
         self._block_invoke = 0
         self._next_block = 0
+        # an incoming SET or ACTION arriving in blocks: what it targets, and the data so far
+        self._inbound: SetRequestWithFirstDataBlock | ActionRequestWithFirstPBlock | None = None
+        self._inbound_data = bytearray()
+        self._inbound_number = 0
 
     def receive(self, data: bytes, challenge: bytes = b"") -> bytes:
         event = self.association.receive(data, challenge)
@@ -88,7 +102,48 @@ class CosemSession:
             for method, parameters in zip(request.methods, request.parameters, strict=False):
                 outcomes.append(self.model.action(method, parameters))
             return ActionResponseWithList(request.invoke_id, tuple(outcomes))
+        if isinstance(request, SetRequestWithFirstDataBlock | ActionRequestWithFirstPBlock):
+            self._inbound, self._inbound_data, self._inbound_number = request, bytearray(), 0
+            return self._inbound_block(
+                request.invoke_id, request.last_block, request.block_number, request.raw_data
+            )
+        if isinstance(request, SetRequestWithDataBlock | ActionRequestWithPBlock):
+            return self._inbound_block(
+                request.invoke_id, request.last_block, request.block_number, request.raw_data
+            )
         return ExceptionResponse(SERVICE_NOT_ALLOWED, SERVICE_UNKNOWN)
+
+    def _inbound_block(self, invoke_id: int, last: bool, number: int, raw: bytes) -> Apdu:
+        """Collect a SET value or ACTION parameters that arrive in numbered blocks."""
+        first = self._inbound
+        if first is None or number != self._inbound_number + 1:
+            self._inbound = None
+            if isinstance(first, ActionRequestWithFirstPBlock):
+                return ActionResponseNormal(invoke_id, ActionResult.DATA_BLOCK_UNAVAILABLE)
+            return SetResponseLastDataBlock(
+                invoke_id, DataAccessResult.DATA_BLOCK_NUMBER_INVALID, number
+            )
+        self._inbound_number = number
+        self._inbound_data += raw
+        if len(self._inbound_data) > MAX_INBOUND:
+            self._inbound = None
+            return ExceptionResponse(SERVICE_NOT_ALLOWED, PDU_TOO_LONG)
+        if not last:
+            if isinstance(first, ActionRequestWithFirstPBlock):
+                return ActionResponseNextPBlock(invoke_id, number)
+            return SetResponseDataBlock(invoke_id, number)
+        self._inbound = None
+        try:
+            value = decode_data(bytes(self._inbound_data))
+        except DecodeError:
+            if isinstance(first, ActionRequestWithFirstPBlock):
+                return ActionResponseNormal(invoke_id, ActionResult.TYPE_UNMATCHED)
+            return SetResponseLastDataBlock(invoke_id, DataAccessResult.TYPE_UNMATCHED, number)
+        if isinstance(first, ActionRequestWithFirstPBlock):
+            outcome, returned = self.model.action(first.method, value)
+            return ActionResponseNormal(invoke_id, outcome, returned)
+        result = self._set(first.descriptor, first.selection, value)
+        return SetResponseLastDataBlock(invoke_id, result, number)
 
     def _set(
         self, d: AttributeDescriptor, selection: Selection | None, value: Data
