@@ -116,3 +116,24 @@ def test_lls_password_comparison() -> None:
     check_password(b"00000000", b"00000000")
     with pytest.raises(SecurityError):
         check_password(b"00000000", b"00000001")
+
+
+@given(st.binary(min_size=1, max_size=40), st.integers(0, 2**32 - 1))
+def test_every_single_bit_flip_of_a_ciphered_apdu_is_rejected(plain: bytes, ic: int) -> None:
+    from openami.protocols.dlms.apdu import GeneralGloCiphering, decode_apdu, encode_apdu
+
+    suite = SuiteZero(EK, AK)
+    wire = encode_apdu(GeneralGloCiphering(TITLE, suite.protect(TITLE, ic, plain)))
+
+    def receive(data: bytes) -> bytes:
+        apdu = decode_apdu(data)
+        if not isinstance(apdu, GeneralGloCiphering) or apdu.system_title != TITLE:
+            raise SecurityError("not a ciphered APDU from this meter any more")
+        return suite.unprotect(apdu.system_title, apdu.ciphered_content)[1]
+
+    assert receive(wire) == plain
+    for bit in range(len(wire) * 8):
+        flipped = bytearray(wire)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises((DecodeError, SecurityError)):
+            receive(bytes(flipped))
