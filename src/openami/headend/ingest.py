@@ -73,7 +73,9 @@ class ReadColumns:
         batch = ReadBatch(
             self.meter_id, self.channel, self.interval_end, self.value_wh, self.source, self.status
         )
-        self.__init__()  # type: ignore[misc]
+        # the batch now owns the lists; start new ones
+        self.meter_id, self.channel, self.interval_end = [], [], []
+        self.value_wh, self.source, self.status = [], [], []
         return batch
 
 
