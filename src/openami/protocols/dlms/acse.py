@@ -271,18 +271,53 @@ def _mechanism(value: int) -> Mechanism:
 
 # --- ACSE encode/decode ------------------------------------------------------------------
 
+# Context tags of (AP title, acse-requirements, mechanism name, authentication value):
+# the AARQ's calling-* fields and the AARE's responding-* fields.
+_AARQ_TAGS = (0xA6, 0x8A, 0x8B, 0xAC)
+_AARE_TAGS = (0xA4, 0x88, 0x89, 0xAA)
+
+
+def _encode_authentication(
+    tags: tuple[int, int, int, int],
+    title: bytes | None,
+    mechanism: Mechanism | None,
+    value: bytes | None,
+) -> list[bytes]:
+    title_tag, requirements_tag, mechanism_tag, value_tag = tags
+    parts = []
+    if title is not None:
+        parts.append(_tlv(title_tag, _tlv(0x04, title)))
+    if mechanism is not None:
+        parts.append(_tlv(requirements_tag, _AUTH_FUNCTIONAL_UNIT))
+        parts.append(
+            _tlv(mechanism_tag, _oid(_MECHANISM_PREFIX, mechanism, implicit_tag=mechanism_tag))
+        )
+    if value is not None:
+        parts.append(_tlv(value_tag, _graphic(value)))
+    return parts
+
+
+def _decode_authentication(
+    fields: dict[int, bytes], tags: tuple[int, int, int, int]
+) -> tuple[bytes | None, Mechanism | None, bytes | None]:
+    title_tag, _requirements, mechanism_tag, value_tag = tags
+    title, mech, value = fields.get(title_tag), fields.get(mechanism_tag), fields.get(value_tag)
+    return (
+        _octets(title, "AP title") if title is not None else None,
+        _mechanism(_parse_oid(mech, _MECHANISM_PREFIX, "mechanism", False))
+        if mech is not None
+        else None,
+        _parse_graphic(value, "authentication value") if value is not None else None,
+    )
+
 
 def encode_acse(apdu: AcseApdu) -> bytes:
     parts: list[bytes] = []
     if isinstance(apdu, AARQ):
         parts.append(_tlv(0xA1, _oid(_CONTEXT_PREFIX, apdu.application_context)))
-        if apdu.calling_ap_title is not None:
-            parts.append(_tlv(0xA6, _tlv(0x04, apdu.calling_ap_title)))
-        if apdu.mechanism is not None:
-            parts.append(_tlv(0x8A, _AUTH_FUNCTIONAL_UNIT))
-            parts.append(_tlv(0x8B, _oid(_MECHANISM_PREFIX, apdu.mechanism, implicit_tag=0x8B)))
-        if apdu.calling_authentication_value is not None:
-            parts.append(_tlv(0xAC, _graphic(apdu.calling_authentication_value)))
+        parts += _encode_authentication(
+            _AARQ_TAGS, apdu.calling_ap_title, apdu.mechanism, apdu.calling_authentication_value
+        )
         if apdu.user_information is not None:
             parts.append(_user_information(apdu.user_information))
         return _tlv(AcseTag.AARQ, b"".join(parts))
@@ -291,13 +326,12 @@ def encode_acse(apdu: AcseApdu) -> bytes:
         parts.append(_tlv(0xA1, _oid(_CONTEXT_PREFIX, apdu.application_context)))
         parts.append(_tlv(0xA2, _tlv(0x02, bytes((apdu.result,)))))
         parts.append(_tlv(0xA3, _tlv(source, _tlv(0x02, bytes((apdu.diagnostic,))))))
-        if apdu.responding_ap_title is not None:
-            parts.append(_tlv(0xA4, _tlv(0x04, apdu.responding_ap_title)))
-        if apdu.mechanism is not None:
-            parts.append(_tlv(0x88, _AUTH_FUNCTIONAL_UNIT))
-            parts.append(_tlv(0x89, _oid(_MECHANISM_PREFIX, apdu.mechanism, implicit_tag=0x89)))
-        if apdu.responding_authentication_value is not None:
-            parts.append(_tlv(0xAA, _graphic(apdu.responding_authentication_value)))
+        parts += _encode_authentication(
+            _AARE_TAGS,
+            apdu.responding_ap_title,
+            apdu.mechanism,
+            apdu.responding_authentication_value,
+        )
         if apdu.user_information is not None:
             parts.append(_user_information(apdu.user_information))
         return _tlv(AcseTag.AARE, b"".join(parts))
@@ -320,21 +354,9 @@ def decode_acse(buf: bytes) -> tuple[AcseApdu, int]:
     if tag == AcseTag.AARQ:
         if 0xA1 not in fields:
             raise DecodeError("AARQ without application-context-name")
-        title = fields.get(0xA6)
-        mech = fields.get(0x8B)
-        auth = fields.get(0xAC)
-        return (
-            AARQ(
-                _context(_parse_oid(fields[0xA1], _CONTEXT_PREFIX, "context", True), "context"),
-                _octets(title, "calling-AP-title") if title is not None else None,
-                _mechanism(_parse_oid(mech, _MECHANISM_PREFIX, "mechanism", False))
-                if mech is not None
-                else None,
-                _parse_graphic(auth, "calling-authentication-value") if auth is not None else None,
-                user_information,
-            ),
-            end,
-        )
+        context = _context(_parse_oid(fields[0xA1], _CONTEXT_PREFIX, "context", True), "context")
+        title, mechanism, value = _decode_authentication(fields, _AARQ_TAGS)
+        return AARQ(context, title, mechanism, value, user_information), end
     if tag == AcseTag.AARE:
         for required in (0xA1, 0xA2, 0xA3):
             if required not in fields:
@@ -343,9 +365,7 @@ def decode_acse(buf: bytes) -> tuple[AcseApdu, int]:
         source_tag, source_value, source_end = _read_tlv(fields[0xA3], 0)
         if source_tag not in (0xA1, 0xA2) or source_end != len(fields[0xA3]):
             raise DecodeError("AARE result-source-diagnostic is malformed")
-        title = fields.get(0xA4)
-        mech = fields.get(0x89)
-        auth = fields.get(0xAA)
+        title, mechanism, value = _decode_authentication(fields, _AARE_TAGS)
         try:
             acse_result = AcseResult(result)
         except ValueError:
@@ -356,13 +376,9 @@ def decode_acse(buf: bytes) -> tuple[AcseApdu, int]:
                 _small_int(source_value, "diagnostic"),
                 source_tag == 0xA2,
                 _context(_parse_oid(fields[0xA1], _CONTEXT_PREFIX, "context", True), "context"),
-                _octets(title, "responding-AP-title") if title is not None else None,
-                _mechanism(_parse_oid(mech, _MECHANISM_PREFIX, "mechanism", False))
-                if mech is not None
-                else None,
-                _parse_graphic(auth, "responding-authentication-value")
-                if auth is not None
-                else None,
+                title,
+                mechanism,
+                value,
                 user_information,
             ),
             end,
