@@ -407,6 +407,15 @@ INITIATE_REQUEST_TAG = 0x01
 INITIATE_RESPONSE_TAG = 0x08
 
 
+def _optional_octet(buf: bytes, pos: int, what: str) -> tuple[int | None, int]:
+    """An optional one-octet field: 01 and the value, or anything else for "absent"."""
+    if pos < len(buf) and buf[pos] == 0x01:
+        if pos + 2 > len(buf):
+            raise DecodeError(f"truncated {what}")
+        return buf[pos + 1], pos + 2
+    return None, pos + 1
+
+
 def encode_initiate_request(request: InitiateRequest) -> bytes:
     out = bytearray((INITIATE_REQUEST_TAG,))
     if request.dedicated_key is None:
@@ -439,22 +448,9 @@ def decode_initiate_request(buf: bytes) -> InitiateRequest:
         raise DecodeError("dedicated-key presence flag is not 0 or 1")
     else:
         pos += 1
-    allowed = True
-    if pos < len(buf) and buf[pos] == 0x01:
-        if pos + 2 > len(buf):
-            raise DecodeError("truncated response-allowed")
-        allowed = buf[pos + 1] != 0
-        pos += 2
-    else:
-        pos += 1
-    qos = None
-    if pos < len(buf) and buf[pos] == 0x01:
-        if pos + 2 > len(buf):
-            raise DecodeError("truncated quality-of-service")
-        qos = buf[pos + 1]
-        pos += 2
-    else:
-        pos += 1
+    allowed_octet, pos = _optional_octet(buf, pos, "response-allowed")
+    allowed = allowed_octet != 0  # absent means the default, TRUE
+    qos, pos = _optional_octet(buf, pos, "quality-of-service")
     if pos + 1 + len(_CONFORMANCE_HEADER) + 3 + 2 != len(buf):
         raise DecodeError("initiate-request has the wrong length")
     version = buf[pos]
@@ -480,15 +476,7 @@ def encode_initiate_response(response: InitiateResponse) -> bytes:
 def decode_initiate_response(buf: bytes) -> InitiateResponse:
     if len(buf) < 2 or buf[0] != INITIATE_RESPONSE_TAG:
         raise DecodeError("not an xDLMS initiate-response")
-    pos = 1
-    qos = None
-    if buf[pos] == 0x01:
-        if pos + 2 > len(buf):
-            raise DecodeError("truncated quality-of-service")
-        qos = buf[pos + 1]
-        pos += 2
-    else:
-        pos += 1
+    qos, pos = _optional_octet(buf, 1, "quality-of-service")
     if pos + 1 + len(_CONFORMANCE_HEADER) + 3 + 4 != len(buf):
         raise DecodeError("initiate-response has the wrong length")
     if buf[pos + 1 : pos + 5] != _CONFORMANCE_HEADER:
