@@ -164,5 +164,7 @@ def test_channel_numbers_are_the_documented_ones() -> None:
         "EXPORT_INTERVAL": 2,
         "IMPORT_REGISTER": 3,
         "EXPORT_REGISTER": 4,
+        "GAS_INDEX": 5,
+        "WATER_INDEX": 6,
     }
     assert [int(s) for s in ReadSource] == [1, 2]

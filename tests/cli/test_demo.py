@@ -60,7 +60,7 @@ def test_running_twice_on_one_data_dir_adds_no_duplicates(
     assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == files_after_first
 
 
-def test_without_loss_nothing_is_recollected(
+def test_without_wan_loss_only_what_the_field_networks_lost_is_recollected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s = _demo(
@@ -75,8 +75,9 @@ def test_without_loss_nothing_is_recollected(
         str(tmp_path),
         "--no-plot",
     )
-    assert s["reads_recollected"] == 0 and s["collection_requests"] == 0
-    assert s["reads_received"] == 480
+    # every push the field networks delivered arrived; only their losses were collected again
+    assert s["reads_received"] + s["reads_recollected"] == s["reads_expected"]
+    assert s["reads_recollected"] <= s["reads_expected"] * 0.05
 
 
 @pytest.mark.parametrize(

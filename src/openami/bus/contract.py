@@ -16,9 +16,11 @@ from openami.errors import DecodeError
 
 __all__ = [
     "SUBJECT_COLLECT",
+    "SUBJECT_EVENTS",
     "SUBJECT_READS",
     "Channel",
     "CollectRequest",
+    "EventBatch",
     "ReadBatch",
     "ReadSource",
     "decode_message",
@@ -27,6 +29,7 @@ __all__ = [
 
 SUBJECT_READS = "ami.reads"
 SUBJECT_COLLECT = "ami.collect"
+SUBJECT_EVENTS = "ami.events"
 
 
 class Channel(IntEnum):
@@ -37,6 +40,10 @@ class Channel(IntEnum):
     EXPORT_INTERVAL = 2  # -A over the interval (OBIS 1.0.2.29.0.255)
     IMPORT_REGISTER = 3  # +A cumulative (OBIS 1.0.1.8.0.255)
     EXPORT_REGISTER = 4  # -A cumulative (OBIS 1.0.2.8.0.255)
+    # co-metering: indexes of the gas and water meters wired to the electric meter (litres;
+    # value_wh carries litres for these channels)
+    GAS_INDEX = 5  # OBIS 7.1.3.0.0.255
+    WATER_INDEX = 6  # OBIS 8.2.1.0.0.255
 
 
 class ReadSource(IntEnum):
@@ -62,7 +69,18 @@ class CollectRequest(msgspec.Struct, frozen=True, tag="collect"):
     request_id: str
 
 
-Message = ReadBatch | CollectRequest
+class EventBatch(msgspec.Struct, frozen=True, tag="events"):
+    """Meter events (power down/up, tamper, clock error, ...), columnar like reads. ``code``
+    is the meter's event code (``openami.protocols.dlms.notification.EventCode``), ``time``
+    Unix seconds (UTC) as the meter stamped it."""
+
+    meter_id: list[int]
+    time: list[int]
+    code: list[int]
+    value: list[int]
+
+
+Message = ReadBatch | CollectRequest | EventBatch
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Message)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -20,25 +21,36 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from openami.bus.contract import SUBJECT_COLLECT, SUBJECT_READS, ReadSource, encode_message
+from openami.bus.contract import (
+    SUBJECT_COLLECT,
+    SUBJECT_EVENTS,
+    SUBJECT_READS,
+    EventBatch,
+    ReadSource,
+    decode_message,
+    encode_message,
+)
 from openami.bus.memory import MemoryBus
 from openami.errors import ConfigError
-from openami.fleet.fleet import Fleet
-from openami.fleet.meter import MeterServer
+from openami.fleet.fleet import ADDRESS_BASE, ip_text
+from openami.fleet.scenario import Area, AreaKind, Fault, FaultKind, Scenario
+from openami.fleet.simulator import FleetSimulator, Outgoing
 from openami.headend.keystore import KeyStore
 from openami.headend.service import HeadEnd
 from openami.mdm.gaps import find_gaps, gap_requests, stored_totals
 from openami.mdm.ingest import ReadIngest
 from openami.mdm.registry import MeterRecord, Registry
+from openami.protocols.dlms.notification import EventCode
 from openami.store.lake import IntervalLake
 from openami.store.sql import make_engine, sqlite_url
-from openami.transport.memory import MemoryNetwork
+from openami.transport.memory import Address, MemoryEndpoint, MemoryNetwork
 
-__all__ = ["DemoParams", "DemoResult", "prepare_data_dir", "run_demo"]
+__all__ = ["DemoParams", "DemoResult", "demo_scenario", "prepare_data_dir", "run_demo"]
 
 JST = timezone(timedelta(hours=9))
 HEADEND_ADDRESS = ("10.255.255.1", 4059)
 CHANNELS_PER_ENTRY = 4
+ENERGY_CHANNELS = (1, 2, 3, 4)  # what one interval entry carries; 5 and 6 are gas and water
 MAX_ROUNDS = 40  # re-collection rounds before the demo reports what is still missing
 MANIFEST = "demo-run.json"
 
@@ -82,6 +94,9 @@ class DemoResult:
     elapsed_s: float
     data_dir: str
     plot: str = ""
+    delivery: dict[str, float] = field(default_factory=dict)  # per area/medium, first tries
+    events: dict[str, int] = field(default_factory=dict)
+    utility_reads: int = 0  # hourly gas + water index pairs from co-metered meters
     load_curve: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -123,20 +138,116 @@ def prepare_data_dir(params: DemoParams) -> None:
         manifest.write_text(json.dumps(identity), encoding="utf-8")
 
 
+def demo_scenario(params: DemoParams) -> Scenario:
+    """The demo's embedded fleet: ``scenarios/demo.toml`` scaled to ``params.meters``.
+
+    Half the meters stand in a dense residential ward on an RF mesh, three tenths in high-rise
+    apartments on PLC, a fifth in the mountains on a wireless star over LTE. The faults of the
+    file happen at the same times after the start: an outage, a cover opened, communication
+    units swapped and an hour of jamming.
+    """
+    n = params.meters
+    counts = [max(1, n * 5 // 10), max(1, n * 3 // 10)]
+    counts.append(n - sum(counts))
+    start = datetime(params.start.year, params.start.month, params.start.day, tzinfo=JST)
+    areas = [
+        Area(name="setagaya", kind=AreaKind.DENSE_RESIDENTIAL, meters=counts[0]),
+        Area(name="shinjuku-towers", kind=AreaKind.HIGH_RISE, meters=counts[1]),
+        Area(
+            name="okutama", kind=AreaKind.MOUNTAINOUS, meters=counts[2], media={"star": 1.0}
+        ),
+    ]
+    areas = [a for a in areas if a.meters > 0]
+    names = {a.name for a in areas}
+    faults = [
+        Fault(FaultKind.OUTAGE, start + timedelta(hours=14), "okutama", 90.0, 0.2),
+        Fault(FaultKind.TAMPER_COVER, start + timedelta(hours=22, minutes=10), "setagaya"),
+        Fault(FaultKind.COMM_UNIT_SWAP, start + timedelta(hours=34, minutes=5), "setagaya"),
+        Fault(
+            FaultKind.JAMMING, start + timedelta(hours=27), "setagaya", 60.0, delivery_factor=0.05
+        ),
+    ]
+    return Scenario(
+        name="demo",
+        start=start,
+        area=areas,
+        seed=params.seed,
+        interval_minutes=params.interval_minutes,
+        fault=[f for f in faults if f.area in names],
+    )
+
+
+class _FleetSide:
+    """The fleet's end of the in-memory network: every communication unit's address, growing
+    when units are swapped (a new unit has a new address)."""
+
+    def __init__(self, sim: FleetSimulator, network: MemoryNetwork) -> None:
+        self.sim = sim
+        self.network = network
+        self.endpoints = [network.bind(sim.fleet.addresses)]
+        self.bound_units = sim.fleet.next_comm_unit
+
+    def bind_new_units(self) -> None:
+        f = self.sim.fleet
+        if f.next_comm_unit > self.bound_units:
+            fresh = range(self.bound_units, f.next_comm_unit)
+            self.endpoints.append(
+                self.network.bind((ip_text(ADDRESS_BASE + u), f.port) for u in fresh)
+            )
+            self.bound_units = f.next_comm_unit
+
+    def send(self, outgoing: list[Outgoing]) -> None:
+        """Everything that reached the head-end's side of the field network, in order of
+        arrival."""
+        f = self.sim.fleet
+        frames: list[tuple[float, int, bytes]] = []
+        for o in outgoing:
+            payloads = (
+                [bytes(r) for r in o.rows] if o.rows is not None else list(o.datagrams or ())
+            )
+            frames += zip(o.arrive_s.tolist(), o.meter.tolist(), payloads, strict=True)
+        frames.sort(key=lambda x: x[0])
+        send = self.endpoints[-1].sendto if len(self.endpoints) == 1 else None
+        for _, meter, payload in frames:
+            source = f.address(meter)
+            if send is not None:
+                send(payload, source, HEADEND_ADDRESS)
+            else:
+                self._owner(source).sendto(payload, source, HEADEND_ADDRESS)
+
+    def _owner(self, address: Address) -> MemoryEndpoint:
+        for endpoint in reversed(self.endpoints):
+            if address in endpoint.addresses:
+                return endpoint
+        raise LookupError(address)  # every unit's address is bound; this cannot happen
+
+    def answer_requests(self) -> None:
+        """Requests from the head-end reach a meter over its field network, and back."""
+        f = self.sim.fleet
+        for endpoint in self.endpoints:
+            for datagram in endpoint.receive_all():
+                meter = f.index_of(datagram.destination)
+                if meter is None:
+                    continue  # an old unit's address: nobody there any more
+                answer = self.sim.request(meter, datagram.payload, float(self.sim.now_s))
+                if answer is not None:
+                    endpoint.sendto(answer[1], datagram.destination, datagram.source)
+
+
 def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult:
     began = time.perf_counter()
     report = progress or (lambda _stage, _done, _total: None)
     prepare_data_dir(params)
 
-    start = datetime(params.start.year, params.start.month, params.start.day, tzinfo=JST)
+    scenario = demo_scenario(params)
     per_day = 24 * 60 // params.interval_minutes
     n_intervals = params.days * per_day
     report("building fleet", 0, n_intervals)
-    fleet = Fleet(params.meters, start, n_intervals, params.interval_minutes, params.seed)
-    meters = MeterServer(fleet)
+    sim = FleetSimulator(scenario)
+    fleet = sim.fleet
 
     network = MemoryNetwork(loss=params.loss, seed=params.seed)
-    fleet_port = network.bind(fleet.addresses)
+    fleet_side = _FleetSide(sim, network)
     bus = MemoryBus()
     keys = KeyStore()
     keys.provision_all(fleet.identities())
@@ -149,7 +260,7 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
                 int(fleet.meter_ids[i]),
                 fleet.serial(i),
                 fleet.system_title(i),
-                fleet.addresses[i][0],
+                fleet.address(i)[0],
                 int(fleet.traits.household_size[i]),
                 bool(fleet.traits.all_electric[i]),
                 float(fleet.traits.pv_kw[i]),
@@ -159,25 +270,29 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     )
     lake = IntervalLake(params.data_dir / "lake")
     mdm = ReadIngest(lake, bus.subscribe(SUBJECT_READS))
+    events = bus.subscribe(SUBJECT_EVENTS)
+    event_counts: Counter[str] = Counter()
     meter_ids = np.asarray(registry.meter_ids(), dtype=np.int64)
     meter_ids = meter_ids[np.isin(meter_ids, fleet.meter_ids)]
-    ends = fleet.profiles.interval_end
+    first_number = fleet.origin + 1
+    step = fleet.step_s
 
     def pump() -> None:
-        for datagram in fleet_port.receive_all():
-            answer = meters.handle(datagram)
-            if answer is not None:
-                fleet_port.sendto(answer, datagram.destination, datagram.source)
+        fleet_side.answer_requests()
         headend.poll_network()
         headend.flush()
         mdm.poll()
+        for message in events.fetch(10_000):
+            batch = decode_message(message.data)
+            if isinstance(batch, EventBatch):
+                event_counts.update(_event_name(code) for code in batch.code)
+            message.ack()
 
     requests_sent = 0
     rounds = 0
 
-    def recollect(upto: int) -> None:
+    def recollect(window: npt.NDArray[np.int64]) -> None:
         nonlocal requests_sent, rounds
-        window = ends[:upto]
         for _ in range(MAX_ROUNDS):
             missing = find_gaps(lake, meter_ids, window)
             if not missing.any():
@@ -192,21 +307,22 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
                 pump()
                 headend.collection_tick()
 
-    addresses = fleet.addresses
     for t in range(n_intervals):
-        meters.close_interval()
-        for i in range(fleet.n):
-            fleet_port.sendto(meters.push(i, t), addresses[i], HEADEND_ADDRESS)
+        outgoing, _ = sim.step()
+        fleet_side.bind_new_units()
+        fleet_side.send(outgoing)
         pump()
         if (t + 1) % per_day == 0 or t + 1 == n_intervals:
-            recollect(t + 1)  # the MDMS's daily check for gaps
+            # the MDMS's daily check for gaps
+            recollect(np.arange(first_number, fleet.now + 1, dtype=np.int64) * step)
         report("simulating", t + 1, n_intervals)
 
     report("checking", n_intervals, n_intervals)
+    ends = np.arange(first_number, fleet.now + 1, dtype=np.int64) * step
     missing = find_gaps(lake, meter_ids, ends)
     reads_missing = int(missing.sum())
-    first_end = int(ends[0]) - fleet.interval_s
-    truth_import, truth_export = fleet.energy_delta(n_intervals)
+    first_end = int(ends[0]) - step
+    truth_import, truth_export = fleet.energy_delta()
     totals = stored_totals(lake, meter_ids, first_end, int(ends[-1]))
     # 1) the stored intervals add up to each meter's own register change over the run
     truth_ok = (totals.import_sum_wh == truth_import) & (totals.export_sum_wh == truth_export)
@@ -215,33 +331,57 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     failures = np.union1d(meter_ids[~truth_ok], inner.failures())
 
     curve = _load_curve(lake, ends)
+    utility_rows = _utility_rows(lake)  # in the lake, from this run and earlier ones
     pushes = headend.ingest.accepted["push"]
+    fan_sent = sum(sim.sent_by_group.values())
+    fan_lost = fan_sent - sum(sim.delivered_by_group.values())
     return DemoResult(
         meters=params.meters,
         days=params.days,
         seed=params.seed,
         loss=params.loss,
-        start=start.isoformat(),
+        start=scenario.start.isoformat(),
         reads_expected=int(meter_ids.size * n_intervals),
         reads_received=int(pushes),
         reads_recollected=mdm.stored[ReadSource.RECOLLECT] // CHANNELS_PER_ENTRY,
         reads_stored=int(meter_ids.size * n_intervals - reads_missing),
         reads_missing=reads_missing,
-        reads_new=sum(mdm.stored.values()) // CHANNELS_PER_ENTRY,
-        reads_duplicate=mdm.duplicates // CHANNELS_PER_ENTRY,
+        reads_new=sum(mdm.stored_by_channel[c] for c in ENERGY_CHANNELS) // CHANNELS_PER_ENTRY,
+        reads_duplicate=sum(mdm.duplicates_by_channel[c] for c in ENERGY_CHANNELS)
+        // CHANNELS_PER_ENTRY,
         energy_import_kwh=round(float(curve["import_wh"].sum()) / 1000.0, 3),
         energy_export_kwh=round(float(curve["export_wh"].sum()) / 1000.0, 3),
         reconciled=bool(failures.size == 0 and reads_missing == 0),
         reconciliation_failures=int(failures.size),
-        datagrams_sent=network.stats.sent,
-        datagrams_lost=network.stats.lost,
-        rejected=dict(headend.ingest.rejected) | {"meter": meters.rejected},
+        datagrams_sent=network.stats.sent + fan_lost,
+        datagrams_lost=network.stats.lost + fan_lost,
+        rejected=dict(headend.ingest.rejected) | {"meter": sim.server.rejected},
         collection_requests=requests_sent,
         collection_rounds=rounds,
         elapsed_s=round(time.perf_counter() - began, 3),
         data_dir=str(params.data_dir),
+        delivery={
+            f"{area}/{medium}": round(delivered / sent, 4) if sent else 1.0
+            for area, medium, sent, delivered in sim.delivery_by_group()
+        },
+        events=dict(sorted(event_counts.items())),
+        utility_reads=utility_rows // 2,
         load_curve={k: v.tolist() for k, v in curve.items()},
     )
+
+
+def _utility_rows(lake: IntervalLake) -> int:
+    con = lake.connect()
+    row = con.execute("SELECT count(*) FROM interval_reads WHERE channel IN (5, 6)").fetchone()
+    con.close()
+    return int(row[0]) if row else 0
+
+
+def _event_name(code: int) -> str:
+    try:
+        return EventCode(code).name.lower()
+    except ValueError:
+        return f"code_{code}"
 
 
 def _load_curve(lake: IntervalLake, ends: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:

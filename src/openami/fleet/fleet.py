@@ -1,28 +1,60 @@
-"""A fleet of simulated household meters, held column by column.
+"""The fleet: every meter's state, column by column, for a million meters in one process.
 
-Per-meter state lives in NumPy arrays (registers, invocation counters, traits) and the whole
-run's load profile is generated up front, vectorised; Python touches one meter at a time only
-on the wire, to build its push or answer a request. Keys and system titles are derived from
-the seed so that a run repeats exactly; a utility would load them from the manufacturer's
-key shipment instead.
+Per meter: its identity and keys, its communication unit (integrated, or a separate part that
+can be swapped) and that unit's IP address in 127.0.0.0/8, its area and medium, its clock
+(offset and drift), its registers, its disconnect switch and whether it has power. Interval
+values are not stored: the load model computes them for any interval, so a meter's 45-day
+load profile is produced on demand (``history``) and agrees with what it pushed.
+
+Registers are defined from the scenario's start (the origin): at the origin each meter shows
+its base reading; afterwards, the base plus every interval's energy. The fleet advances one
+interval at a time for all meters at once (``advance``); ``history`` recomputes the same
+numbers for one meter, applying the same windows of no supply (outage, disconnection) and of
+reverse flow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from openami.fleet.loadshape import HouseholdTraits, LoadProfiles, draw_traits, simulate
+from openami.fleet.loadshape import LoadModel, Traits, draw_traits
+from openami.fleet.scenario import Area, AreaKind, Scenario
 from openami.protocols.dlms.security import SuiteZero
 from openami.transport.memory import Address
 
-__all__ = ["Fleet", "MeterIdentity"]
+__all__ = [
+    "ADDRESS_BASE",
+    "MEDIA",
+    "PROFILE_DAYS",
+    "STATUS_CLOCK_INVALID",
+    "STATUS_POWER_DOWN",
+    "Fleet",
+    "IntervalValues",
+    "MeterHistory",
+    "MeterIdentity",
+    "ip_text",
+]
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 MANUFACTURER = b"OAM"  # three-letter manufacturer flag at the head of every system title
 DLMS_PORT = 4059
+ADDRESS_BASE = 0x7F010000  # communication unit 1 is 127.1.0.1; the head-end keeps 127.0.0.x
+PROFILE_DAYS = 45  # depth of each meter's load profile buffer
+MEDIA = ("rf_mesh", "star", "plc")
+# AMR profile status bits (DLMS standard meaning)
+STATUS_CLOCK_INVALID = 0x02
+STATUS_POWER_DOWN = 0x80
+
+
+def ip_text(ip: int) -> str:
+    return f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}"
 
 
 @dataclass(frozen=True)
@@ -38,58 +70,135 @@ class MeterIdentity:
     kek: bytes = field(repr=False)
 
 
-def meter_address(index: int) -> Address:
-    """Each meter's own IP address in 10.0.0.0/8 (index 0 -> 10.0.0.1)."""
-    n = index + 1
-    return (f"10.{(n >> 16) & 0xFF}.{(n >> 8) & 0xFF}.{n & 0xFF}", DLMS_PORT)
+@dataclass(frozen=True)
+class IntervalValues:
+    """One interval of the whole fleet, as the meters captured it."""
+
+    number: int  # the interval END is number * step seconds (Unix time)
+    import_wh: IntArray
+    export_wh: IntArray
+    import_register: IntArray
+    export_register: IntArray
+    status: npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class MeterHistory:
+    """One meter's load profile over a range of intervals (what its buffer holds)."""
+
+    numbers: IntArray
+    import_wh: IntArray
+    export_wh: IntArray
+    import_register: IntArray
+    export_register: IntArray
+    status: npt.NDArray[np.uint8]
+
+
+Window = list[int]  # [first interval number, last interval number or -1 while open]
 
 
 class Fleet:
-    """``n`` household meters simulated over ``n_intervals`` intervals from ``start``."""
+    """All meters of a scenario; index ``i`` is meter id ``i + 1``."""
 
-    def __init__(
-        self,
-        n: int,
-        start: datetime,
-        n_intervals: int,
-        interval_minutes: int = 30,
-        seed: int = 1,
-    ) -> None:
-        if n < 1 or n >= 2**24:
-            raise ValueError(f"fleet size {n} outside 1..16,777,215")
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        seed = scenario.seed
         rng = np.random.default_rng(seed)
+        self.step_s = scenario.interval_minutes * 60
+        self.interval_s = self.step_s
+        self.start = scenario.start
+        start_s = int(scenario.start.timestamp())
+        if start_s % self.step_s:
+            raise ValueError("the scenario must start on an interval boundary")
+        self.origin = start_s // self.step_s  # number of the interval that ENDS at the start
+        self.now = self.origin  # the last closed interval
+        n = scenario.meters
         self.n = n
-        self.start = start
-        self.interval_s = interval_minutes * 60
+        self.port = DLMS_PORT  # every unit listens on it, at its own address
         self.meter_ids = np.arange(1, n + 1, dtype=np.int64)
-        keys = rng.integers(0, 256, size=(n, 48), dtype=np.uint8)
-        self._ek = keys[:, :16]
-        self._ak = keys[:, 16:32]
-        self._kek = keys[:, 32:]  # master key: wraps new keys sent to the meter
-        self.traits: HouseholdTraits = draw_traits(n, rng)
-        self.profiles: LoadProfiles = simulate(
-            self.traits, start, n_intervals, interval_minutes, rng
+
+        parts: list[Traits] = []
+        area_index, medium, positions, separated = [], [], [], []
+        for k, area in enumerate(scenario.area):
+            parts.append(draw_traits(area.meters, rng, area.trait_mix()))
+            area_index.append(np.full(area.meters, k, dtype=np.int16))
+            medium.append(_draw_media(area, rng))
+            positions.append(_place(area, rng))
+            separated.append(rng.random(area.meters) < area.separated_share)
+        self.traits = Traits.concat(parts)
+        self.area = np.concatenate(area_index)
+        self.medium = np.concatenate(medium)
+        self.position_m = np.concatenate(positions)
+        self.separated = np.concatenate(separated)
+        self.load = LoadModel(self.traits, seed, self.step_s)
+
+        self._keys = rng.integers(0, 256, size=(n, 48), dtype=np.uint8)
+        # Communication units: unit u has address ADDRESS_BASE + u; swaps hand out new units.
+        self.comm_unit = np.arange(1, n + 1, dtype=np.int64)
+        self._meter_of_unit = np.concatenate([[-1], np.arange(n, dtype=np.int64)])
+        self.next_comm_unit = n + 1
+
+        self.drift_ppm = rng.normal(0.0, 5.0, n)  # quartz clocks: a few ppm either way
+        self.clock_offset_s = rng.normal(0.0, 0.5, n)
+        self.clock_shift = np.zeros(n, dtype=np.int64)  # whole intervals, after a clock fault
+        self.clock_fault = np.zeros(n, dtype=bool)
+        self.powered = np.ones(n, dtype=bool)
+        self.connected = np.ones(n, dtype=bool)
+        self.contract_amps = rng.choice(np.array([30, 40, 50, 60]), n).astype(np.int16)
+
+        # Every meter has been in service for a while: its registers stay above zero over the
+        # 45-day buffer before the origin too. Import: at least 45 days of the most its traits
+        # can draw in the hardest weather; export: a panel at nameplate power around the clock.
+        tr = self.traits
+        day_kwh = tr.base_kwh_day + 24.0 * (20.0 * tr.heat_kw_per_c + 12.0 * tr.cool_kw_per_c)
+        day_kwh = day_kwh + 4.0 * tr.all_electric
+        self.import_base = rng.integers(1_000_000, 30_000_000, n, dtype=np.int64)
+        self.import_base += np.ceil(day_kwh * 1000.0 * PROFILE_DAYS).astype(np.int64)
+        self.export_base = np.where(
+            tr.pv_kw > 0, rng.integers(500_000, 10_000_000, n, dtype=np.int64), 0
         )
-        self.import_register_start = rng.integers(1_000_000, 30_000_000, n, dtype=np.int64)
-        self.export_register_start = np.where(
-            self.traits.pv_kw > 0, rng.integers(500_000, 10_000_000, n, dtype=np.int64), 0
+        self.export_base += np.ceil(tr.pv_kw * 24_000.0 * PROFILE_DAYS).astype(np.int64)
+        self.import_register = self.import_base.copy()
+        self.export_register = self.export_base.copy()
+        # co-metering: gas and water meters wired to the electric meter's communication unit
+        self.utility_meters = np.flatnonzero(self.traits.has_gas | self.traits.has_water)
+        self.gas_index = np.where(
+            self.traits.has_gas, rng.integers(0, 5_000_000, n, dtype=np.int64), 0
         )
-        # Cumulative registers at each interval END: what the meter shows after that interval.
-        self.import_register = self.import_register_start[:, None] + np.cumsum(
-            self.profiles.import_wh, axis=1
-        )
-        self.export_register = self.export_register_start[:, None] + np.cumsum(
-            self.profiles.export_wh, axis=1
+        self.water_index = np.where(
+            self.traits.has_water, rng.integers(0, 5_000_000, n, dtype=np.int64), 0
         )
         self.invocation_counter = np.zeros(n, dtype=np.int64)  # meter -> head-end
         self.last_client_counter = np.full(n, -1, dtype=np.int64)  # head-end -> meter
-        self._suites: dict[int, SuiteZero] = {}
-        self.addresses = [meter_address(i) for i in range(n)]
-        self._index_by_address = {a: i for i, a in enumerate(self.addresses)}
+        # sparse windows, per meter: no power, switch open, and reverse flow
+        self.outage_windows: dict[int, list[Window]] = {}
+        self.open_windows: dict[int, list[Window]] = {}
+        self.reverse_windows: dict[int, list[Window]] = {}
+        self.clock_windows: dict[int, list[Window]] = {}  # from a clock error on (never closed)
+        self._reverse_now = np.zeros(n, dtype=bool)
 
-    @property
-    def n_intervals(self) -> int:
-        return int(self.profiles.interval_end.shape[0])
+    @classmethod
+    def simple(
+        cls,
+        n: int,
+        start: datetime,
+        seed: int = 1,
+        interval_minutes: int = 30,
+        kind: AreaKind = AreaKind.SUBURBAN,
+    ) -> Fleet:
+        """A one-area fleet (tests, lab meters)."""
+        area = Area(name="area", kind=kind, meters=n)
+        return cls(
+            Scenario(
+                name="simple",
+                start=start,
+                area=[area],
+                seed=seed,
+                interval_minutes=interval_minutes,
+            )
+        )
+
+    # -- identity and keys ---------------------------------------------------------------
 
     def system_title(self, index: int) -> bytes:
         return MANUFACTURER + int(index + 1).to_bytes(5, "big")
@@ -97,42 +206,251 @@ class Fleet:
     def serial(self, index: int) -> str:
         return f"OAM{index + 1:010d}"
 
+    def key_columns(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """EK and AK of every meter, (n, 16) each: for the vectorised push encoder."""
+        return self._keys[:, :16], self._keys[:, 16:32]
+
     def suite(self, index: int) -> SuiteZero:
-        suite = self._suites.get(index)
-        if suite is None:
-            suite = SuiteZero(self._ek[index].tobytes(), self._ak[index].tobytes())
-            self._suites[index] = suite
-        return suite
+        return SuiteZero(self._keys[index, :16].tobytes(), self._keys[index, 16:32].tobytes())
+
+    def ip(self, index: int) -> int:
+        return ADDRESS_BASE + int(self.comm_unit[index])
+
+    def address(self, index: int) -> Address:
+        return (ip_text(self.ip(index)), self.port)
+
+    @property
+    def addresses(self) -> list[Address]:
+        return [self.address(i) for i in range(self.n)]
+
+    def index_of_ip(self, ip: int) -> int | None:
+        unit = ip - ADDRESS_BASE
+        if not 0 < unit < self._meter_of_unit.shape[0]:
+            return None
+        index = int(self._meter_of_unit[unit])
+        return None if index < 0 else index
 
     def index_of(self, address: Address) -> int | None:
-        return self._index_by_address.get(address)
+        try:
+            a, b, c, d = (int(x) for x in address[0].split("."))
+        except ValueError:
+            return None
+        return self.index_of_ip(a << 24 | b << 16 | c << 8 | d)
 
-    def identities(self) -> list[MeterIdentity]:
+    def identity(self, i: int) -> MeterIdentity:
+        key = self._keys[i]
+        return MeterIdentity(
+            int(self.meter_ids[i]),
+            self.serial(i),
+            self.system_title(i),
+            self.address(i),
+            key[:16].tobytes(),
+            key[16:32].tobytes(),
+            key[32:].tobytes(),
+        )
+
+    def identities(self) -> Iterator[MeterIdentity]:
         """The key shipment handed to the head-end at installation."""
-        return [
-            MeterIdentity(
-                int(self.meter_ids[i]),
-                self.serial(i),
-                self.system_title(i),
-                self.addresses[i],
-                self._ek[i].tobytes(),
-                self._ak[i].tobytes(),
-                self._kek[i].tobytes(),
-            )
-            for i in range(self.n)
-        ]
+        return (self.identity(i) for i in range(self.n))
 
     def next_invocation_counter(self, index: int) -> int:
         self.invocation_counter[index] += 1
         return int(self.invocation_counter[index])
 
-    def energy_delta(self, upto: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Register change per meter from the start to the end of interval ``upto`` (exclusive
-        bound on the count: ``upto`` intervals)."""
-        if upto == 0:
-            zeros = np.zeros(self.n, dtype=np.int64)
-            return zeros, zeros
-        return (
-            self.import_register[:, upto - 1] - self.import_register_start,
-            self.export_register[:, upto - 1] - self.export_register_start,
+    def swap_comm_unit(self, meters: IntArray) -> None:
+        """Fit separated meters with new communication units (new addresses); the metering
+        part keeps its identity, keys and data."""
+        meters = meters[self.separated[meters]]
+        units = self.next_comm_unit + np.arange(meters.size, dtype=np.int64)
+        self.next_comm_unit += int(meters.size)
+        grown = np.full(self.next_comm_unit, -1, dtype=np.int64)
+        grown[: self._meter_of_unit.shape[0]] = self._meter_of_unit
+        grown[self.comm_unit[meters]] = -1  # the old unit is gone
+        grown[units] = meters
+        self._meter_of_unit = grown
+        self.comm_unit[meters] = units
+
+    # -- time ----------------------------------------------------------------------------
+
+    def interval_end(self, number: int) -> int:
+        return number * self.step_s
+
+    def number_of(self, moment: datetime) -> int:
+        """The last interval closed at ``moment``."""
+        return int(moment.timestamp()) // self.step_s
+
+    # -- supply and flow windows ---------------------------------------------------------
+
+    def _open(self, windows: dict[int, list[Window]], meters: IntArray, first: int) -> None:
+        for i in meters.tolist():
+            spans = windows.setdefault(i, [])
+            if not spans or spans[-1][1] != -1:
+                spans.append([first, -1])
+
+    def _close(self, windows: dict[int, list[Window]], meters: IntArray, last: int) -> None:
+        for i in meters.tolist():
+            spans = windows.get(i)
+            if spans and spans[-1][1] == -1:
+                spans[-1][1] = last
+
+    def set_power(self, meters: IntArray, on: bool) -> None:
+        """Power lost or back for ``meters``; intervals from the next one consume nothing."""
+        changed = meters[self.powered[meters] != on]
+        self.powered[changed] = on
+        self._window(self.outage_windows, changed, not on)
+
+    def set_connected(self, meters: IntArray, on: bool, now: int | None = None) -> None:
+        """The disconnect switch (class 70) opened or closed after interval ``now`` (the
+        fleet's last closed interval by default; lab meters follow the wall clock instead)."""
+        changed = meters[self.connected[meters] != on]
+        self.connected[changed] = on
+        self._window(self.open_windows, changed, not on, now)
+
+    def _window(
+        self,
+        windows: dict[int, list[Window]],
+        meters: IntArray,
+        opening: bool,
+        now: int | None = None,
+    ) -> None:
+        now = self.now if now is None else now
+        if opening:
+            self._open(windows, meters, now + 1)
+        else:
+            self._close(windows, meters, now)
+
+    def set_reverse_flow(self, meters: IntArray, on: bool) -> None:
+        self._reverse_now[meters] = on
+        if on:
+            self._open(self.reverse_windows, meters, self.now + 1)
+        else:
+            self._close(self.reverse_windows, meters, self.now)
+
+    def set_clock_error(self, meters: IntArray, offset_s: float) -> None:
+        """The clocks of ``meters`` jump by ``offset_s``: from the next interval their entries
+        carry "clock invalid" and are stamped by the wrong clock (whole intervals off)."""
+        self.clock_shift[meters] += round(offset_s / self.step_s)
+        self.clock_offset_s[meters] += offset_s
+        self.clock_fault[meters] = True
+        self._open(self.clock_windows, meters, self.now + 1)
+
+    @staticmethod
+    def _mask(spans: list[Window] | None, numbers: IntArray) -> BoolArray:
+        out = np.zeros(numbers.shape, dtype=bool)
+        for first, last in spans or ():
+            out |= (numbers >= first) & ((numbers <= last) | (last == -1))
+        return out
+
+    # -- values --------------------------------------------------------------------------
+
+    def _reverse_wh(self, import_wh: IntArray, export_wh: IntArray) -> tuple[IntArray, IntArray]:
+        # miswired or bypassed: the meter sees the household's load flowing backwards
+        return np.zeros_like(import_wh), export_wh + import_wh
+
+    def advance(self) -> IntervalValues:
+        """Close the next interval for every meter; return what each captured."""
+        number = self.now + 1
+        block = self.load.energy(
+            np.arange(self.n), np.array([number]), meter_ids=self.meter_ids
         )
+        imp, exp = block.import_wh[:, 0], block.export_wh[:, 0]
+        reverse = self._reverse_now
+        if reverse.any():
+            rev_imp, rev_exp = self._reverse_wh(imp[reverse], exp[reverse])
+            imp, exp = imp.copy(), exp.copy()
+            imp[reverse], exp[reverse] = rev_imp, rev_exp
+        supplied = self.powered & self.connected
+        imp = np.where(supplied, imp, 0)
+        exp = np.where(supplied, exp, 0)
+        self.import_register += imp
+        self.export_register += exp
+        if (number * self.step_s) % 3600 == 0:
+            self._advance_utilities(number)
+        self.now = number
+        status = np.where(self.powered, 0, STATUS_POWER_DOWN).astype(np.uint8)
+        status |= np.where(self.clock_fault, STATUS_CLOCK_INVALID, 0).astype(np.uint8)
+        return IntervalValues(
+            number, imp, exp, self.import_register.copy(), self.export_register.copy(), status
+        )
+
+    def _advance_utilities(self, number: int) -> None:
+        """Gas and water indexes move on by the hour that ends with interval ``number``
+        (they are read on the hour; the gas and water meters run on their own batteries)."""
+        per_hour = max(1, 3600 // self.step_s)
+        meters = self.utility_meters
+        if meters.size == 0:
+            return
+        numbers = np.arange(number - per_hour + 1, number + 1, dtype=np.int64)
+        gas, water = self.load.utilities(meters, numbers, meter_ids=self.meter_ids[meters])
+        self.gas_index[meters] += gas.sum(axis=1)
+        self.water_index[meters] += water.sum(axis=1)
+
+    def history(
+        self, index: int, first: int, last: int, now: int | None = None
+    ) -> MeterHistory:
+        """Meter ``index``'s profile entries for interval numbers ``first..last``, clipped to
+        its 45-day buffer and to the intervals closed so far (``now``: the last closed
+        interval, the fleet's own by default; lab meters follow the wall clock instead)."""
+        now = self.now if now is None else now
+        first = max(first, now - self.profile_depth + 1)
+        last = min(last, now)
+        # registers need every interval between the origin and the range
+        lo, hi = min(first, self.origin + 1), max(last, self.origin)
+        numbers = np.arange(lo, hi + 1, dtype=np.int64)
+        if numbers.size == 0 or first > last:
+            empty = np.zeros(0, dtype=np.int64)
+            return MeterHistory(empty, empty, empty, empty, empty, np.zeros(0, dtype=np.uint8))
+        block = self.load.energy(
+            np.array([index]), numbers, meter_ids=self.meter_ids[index : index + 1]
+        )
+        imp, exp = block.import_wh[0], block.export_wh[0]
+        reverse = self._mask(self.reverse_windows.get(index), numbers)
+        if reverse.any():
+            rev_imp, rev_exp = self._reverse_wh(imp[reverse], exp[reverse])
+            imp[reverse], exp[reverse] = rev_imp, rev_exp
+        outage = self._mask(self.outage_windows.get(index), numbers)
+        off = outage | self._mask(self.open_windows.get(index), numbers)
+        imp[off], exp[off] = 0, 0
+        after = numbers > self.origin
+        imp_reg = self.import_base[index] + _signed_cumsum(imp, after)
+        exp_reg = self.export_base[index] + _signed_cumsum(exp, after)
+        keep = (numbers >= first) & (numbers <= last)
+        status = np.where(outage, STATUS_POWER_DOWN, 0).astype(np.uint8)
+        clock_invalid = self._mask(self.clock_windows.get(index), numbers)
+        status |= np.where(clock_invalid, STATUS_CLOCK_INVALID, 0).astype(np.uint8)
+        return MeterHistory(
+            numbers[keep], imp[keep], exp[keep], imp_reg[keep], exp_reg[keep], status[keep]
+        )
+
+    @property
+    def profile_depth(self) -> int:
+        return PROFILE_DAYS * 86_400 // self.step_s
+
+    def energy_delta(self) -> tuple[IntArray, IntArray]:
+        """Register change per meter from the origin to now."""
+        return self.import_register - self.import_base, self.export_register - self.export_base
+
+
+def _signed_cumsum(values: IntArray, after: BoolArray) -> IntArray:
+    """Register offset from the origin's base at each interval end: + the energy of the
+    intervals since the origin, - the energy of the intervals still to come before it."""
+    out = np.zeros(values.shape, dtype=np.int64)
+    out[after] = np.cumsum(values[after])
+    before = ~after
+    if before.any():
+        vb = values[before]
+        # the register at the END of interval k before the origin misses k+1 .. origin
+        out[before] = -(np.cumsum(vb[::-1])[::-1] - vb)
+    return out
+
+
+def _draw_media(area: Area, rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    shares = area.setting("media")
+    p = np.array([float(shares.get(m, 0.0)) for m in MEDIA])
+    return rng.choice(len(MEDIA), size=area.meters, p=p / p.sum()).astype(np.uint8)
+
+
+def _place(area: Area, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """Meters spread over a square whose side follows from the count and the density."""
+    side_m = float(np.sqrt(area.meters / float(area.setting("density_per_km2")))) * 1000.0
+    return rng.uniform(0.0, side_m, size=(area.meters, 2))

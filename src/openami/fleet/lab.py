@@ -28,7 +28,6 @@ __all__ = ["LabMeter", "LabMeterSession", "lab_fleet", "start_lab_meters"]
 
 MANAGEMENT_CLIENT_SAP = 1
 SERVER_SAP = 1
-DAYS_AHEAD = 7  # how long the lab can run before the simulated profile runs out
 
 
 @dataclass
@@ -92,11 +91,11 @@ class LabMeterSession:
 
 
 def lab_fleet(n: int, seed: int, now: datetime, days_back: int) -> Fleet:
-    """A fleet whose profile starts ``days_back`` days before ``now`` (on a half-hour)."""
+    """A fleet whose registers start ``days_back`` days before ``now`` (on a half-hour); its
+    meters follow the wall clock, with their 45-day profile computed on demand."""
     half_hour = 1800
     first = int(now.timestamp()) // half_hour * half_hour - days_back * 86_400
-    start = datetime.fromtimestamp(first, tz=UTC)
-    return Fleet(n, start, (days_back + DAYS_AHEAD) * 48, 30, seed)
+    return Fleet.simple(n, datetime.fromtimestamp(first, tz=UTC), seed)
 
 
 async def start_lab_meters(

@@ -7,9 +7,7 @@ replay and gets no answer, as does one that fails authentication.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import numpy as np
+from datetime import UTC, datetime, timedelta, timezone
 
 from openami.errors import DecodeError, RemoteProtocolError
 from openami.fleet.fleet import Fleet
@@ -42,38 +40,30 @@ from openami.transport.memory import Datagram
 
 __all__ = ["MeterServer"]
 
+JST = timezone(timedelta(hours=9))
+
 
 class MeterServer:
     """The DLMS server side of every meter in a fleet (one object, per-meter state in columns).
 
-    ``now_interval`` is how many intervals have closed: the load profile holds entries
-    ``0 .. now_interval - 1`` and nothing from the future.
+    Requests are answered from the meter's load profile as of the fleet's last closed
+    interval; the profile is computed on demand, so no per-meter object outlives a request.
     """
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
-        self.now_interval = 0
         self._prefix_cache: dict[int, bytes] = {}
         self.rejected = 0
 
-    def _prefix(self, t: int) -> bytes:
-        prefix = self._prefix_cache.get(t)
+    def _prefix(self, number: int) -> bytes:
+        prefix = self._prefix_cache.get(number)
         if prefix is None:
-            end = datetime.fromtimestamp(int(self.fleet.profiles.interval_end[t]), tz=UTC)
-            prefix = entry_prefix(end.astimezone(self.fleet.start.tzinfo))
-            self._prefix_cache[t] = prefix
+            end = datetime.fromtimestamp(self.fleet.interval_end(number), tz=UTC)
+            prefix = entry_prefix(end.astimezone(JST))
+            if len(self._prefix_cache) > 10_000:
+                self._prefix_cache.clear()
+            self._prefix_cache[number] = prefix
         return prefix
-
-    def _entry(self, i: int, t: int) -> bytes:
-        f = self.fleet
-        return encode_entry(
-            self._prefix(t),
-            0,
-            int(f.import_register[i, t]),
-            int(f.export_register[i, t]),
-            int(f.profiles.import_wh[i, t]),
-            int(f.profiles.export_wh[i, t]),
-        )
 
     def _seal(self, i: int, apdu: bytes, client_wport: int = CLIENT_MANAGEMENT_WPORT) -> bytes:
         f = self.fleet
@@ -82,22 +72,17 @@ class MeterServer:
         glo = encode_apdu(GeneralGloCiphering(title, content))
         return encode_wrapper(WrapperFrame(METER_MANAGEMENT_WPORT, client_wport, glo))
 
-    def push(self, i: int, t: int) -> bytes:
-        """The datagram meter ``i`` sends at the end of interval ``t``."""
-        # data-notification: tag, long-invoke-id (the interval number), no date-time, body
-        apdu = b"\x0f" + (t & 0xFFFFFFFF).to_bytes(4, "big") + b"\x00" + self._entry(i, t)
-        return self._seal(i, apdu)
-
-    def close_interval(self) -> None:
-        self.now_interval += 1
-
     def handle(self, datagram: Datagram) -> bytes | None:
         """Answer one request addressed to a meter; ``None`` when it is refused silently."""
         i = self.fleet.index_of(datagram.destination)
-        if i is None:
-            return None
+        return None if i is None else self.handle_for(i, datagram.payload)
+
+    def handle_for(self, i: int, payload: bytes) -> bytes | None:
+        """Answer a request that reached meter ``i``."""
+        if not (self.fleet.powered[i]):
+            return None  # no power, no answer
         try:
-            frame = decode_wrapper(datagram.payload)
+            frame = decode_wrapper(payload)
             glo = decode_apdu(frame.apdu)
             if not isinstance(glo, GeneralGloCiphering):
                 raise DecodeError("meters accept only ciphered requests")
@@ -121,16 +106,29 @@ class MeterServer:
             or request.attribute_id != PROFILE_BUFFER_ATTRIBUTE
         ):
             return DataAccessResult.OBJECT_UNDEFINED
-        ends = self.fleet.profiles.interval_end[: self.now_interval]
+        step = self.fleet.step_s
         if request.access_selector is None:
-            wanted = np.arange(ends.shape[0])
+            first, last = 0, self.fleet.now
         elif request.access_selector == SELECTOR_BY_RANGE and request.access_parameters:
             try:
                 start, stop = parse_range_descriptor(request.access_parameters)
             except DecodeError:
                 return DataAccessResult.TYPE_UNMATCHED
-            wanted = np.flatnonzero((ends >= start) & (ends <= stop))
+            first, last = -(-start // step), stop // step
         else:
             return DataAccessResult.SCOPE_OF_ACCESS_VIOLATED
-        entries = tuple(decode_data(self._entry(i, int(t))) for t in wanted)
+        h = self.fleet.history(i, first, last)
+        entries = tuple(
+            decode_data(
+                encode_entry(
+                    self._prefix(int(h.numbers[k])),
+                    int(h.status[k]),
+                    int(h.import_register[k]),
+                    int(h.export_register[k]),
+                    int(h.import_wh[k]),
+                    int(h.export_wh[k]),
+                )
+            )
+            for k in range(h.numbers.size)
+        )
         return Data(DataType.ARRAY, entries)

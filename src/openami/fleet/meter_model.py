@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 
-from openami.fleet.fleet import Fleet
+from openami.fleet.fleet import Fleet, MeterHistory
 from openami.fleet.meter_services import (
     KeyRing,
     activity_calendar,
@@ -54,7 +54,6 @@ __all__ = ["build_meter_model"]
 
 JST = timezone(timedelta(hours=9))
 UNIT_WH, UNIT_W, UNIT_V, UNIT_A = 30, 27, 35, 33
-PROFILE_DEPTH = 45 * 48  # 45 days of half-hours
 CONTROL_DISCONNECTED, CONTROL_CONNECTED = 0, 1
 
 
@@ -89,37 +88,42 @@ def build_meter_model(
     client_title: bytes = b"OAMHES01",
     ring: KeyRing | None = None,
 ) -> ObjectModel:
-    """The object model of meter ``index``; intervals ending after ``now()`` do not exist yet."""
-    ends = fleet.profiles.interval_end
+    """The object model of meter ``index``; intervals ending after ``now()`` do not exist yet.
+    Built when something talks to the meter; its state lives in the fleet's columns."""
+    PROFILE_DEPTH = fleet.profile_depth
+    step = fleet.step_s
     captures = [(c, ln.to_bytes(), a) for c, ln, a in CAPTURE_OBJECTS]
 
     def closed() -> int:
-        return int(np.searchsorted(ends, now().timestamp(), side="right"))
+        """Number of the last interval closed at ``now()``."""
+        return int(now().timestamp()) // step
 
-    def register(
-        values: np.ndarray, start: int
-    ) -> Callable[[Selection | None], Data | DataAccessResult]:
+    def recent(count: int) -> MeterHistory:
+        t = closed()
+        return fleet.history(index, t - count + 1, t, now=t)
+
+    def register(values: str, base: int) -> Callable[[Selection | None], Data | DataAccessResult]:
         def read(selection: Selection | None) -> Data | DataAccessResult:
             if selection is not None:
                 return DataAccessResult.SCOPE_OF_ACCESS_VIOLATED
-            t = closed()
-            return _u32(start if t == 0 else int(values[index, t - 1]))
+            last = getattr(recent(1), values)
+            return _u32(int(last[-1]) if last.size else base)
 
         return read
 
     def rows() -> list[tuple[Data, ...]]:
-        t = closed()
+        h = recent(PROFILE_DEPTH)
         out: list[tuple[Data, ...]] = []
-        for k in range(max(0, t - PROFILE_DEPTH), t):
-            end = datetime.fromtimestamp(int(ends[k]), tz=UTC).astimezone(JST)
+        for k in range(h.numbers.size):
+            end = datetime.fromtimestamp(int(h.numbers[k]) * step, tz=UTC).astimezone(JST)
             out.append(
                 (
                     Data(DataType.OCTET_STRING, encode_datetime(end)),
-                    Data(DataType.UNSIGNED, 0),
-                    _u32(fleet.import_register[index, k]),
-                    _u32(fleet.export_register[index, k]),
-                    _u32(fleet.profiles.import_wh[index, k]),
-                    _u32(fleet.profiles.export_wh[index, k]),
+                    Data(DataType.UNSIGNED, int(h.status[k])),
+                    _u32(h.import_register[k]),
+                    _u32(h.export_register[k]),
+                    _u32(h.import_wh[k]),
+                    _u32(h.export_wh[k]),
                 )
             )
         return out
@@ -137,9 +141,8 @@ def build_meter_model(
         return Data(DataType.OCTET_STRING, encode_datetime(now().astimezone(JST)))
 
     def watts() -> int:
-        t = closed()
-        last = int(fleet.profiles.import_wh[index, t - 1]) if t else 0
-        return last * 3600 // fleet.interval_s  # average W over the last interval
+        last = recent(1).import_wh
+        return int(last[-1]) * 3600 // step if last.size else 0  # average W, last interval
 
     def power(selection: Selection | None) -> Data | DataAccessResult:
         return _u32(watts())
@@ -148,22 +151,25 @@ def build_meter_model(
         # at 101.0 V, in 0.01 A
         return Data(DataType.LONG_UNSIGNED, min(65535, watts() * 100 * 10 // 1010))
 
+    # The switch's state is the fleet's column, so it outlives this object.
+    def output_state(_s: Selection | None) -> Data | DataAccessResult:
+        return Data(DataType.BOOLEAN, bool(fleet.connected[index]))
+
+    def control_state(_s: Selection | None) -> Data | DataAccessResult:
+        connected = bool(fleet.connected[index])
+        return Data(DataType.ENUM, CONTROL_CONNECTED if connected else CONTROL_DISCONNECTED)
+
     disconnect = CosemObject(
         70,
         _ln("0.0.96.3.10.255"),
-        values={
-            2: Data(DataType.BOOLEAN, True),
-            3: Data(DataType.ENUM, CONTROL_CONNECTED),
-            4: Data(DataType.ENUM, 4),
-        },
+        values={4: Data(DataType.ENUM, 4)},
+        readers={2: output_state, 3: control_state},
     )
 
     def switch(connected: bool) -> Callable[[Data | None], tuple[ActionResult, Data | None]]:
         def act(_parameters: Data | None) -> tuple[ActionResult, Data | None]:
-            disconnect.values[2] = Data(DataType.BOOLEAN, connected)
-            disconnect.values[3] = Data(
-                DataType.ENUM, CONTROL_CONNECTED if connected else CONTROL_DISCONNECTED
-            )
+            # from the next interval of this meter's clock: the past stays as it was
+            fleet.set_connected(np.array([index]), connected, now=closed())
             return ActionResult.SUCCESS, None
 
         return act
@@ -180,7 +186,7 @@ def build_meter_model(
             6: _capture_def(0, bytes(6), 0),
             8: _u32(PROFILE_DEPTH),
         },
-        readers={2: buffer, 7: lambda _s: _u32(min(closed(), PROFILE_DEPTH))},
+        readers={2: buffer, 7: lambda _s: _u32(recent(PROFILE_DEPTH).numbers.size)},
     )
 
     def capture_period(value: Data) -> DataAccessResult:
@@ -196,7 +202,6 @@ def build_meter_model(
 
     profile.writers = {4: capture_period}
     read_only = {2: Access.READ}  # meters do not let anyone write their energy registers
-    export_start = int(fleet.export_register_start[index])
     model = ObjectModel(
         [
             CosemObject(
@@ -217,16 +222,14 @@ def build_meter_model(
                 3,
                 obis.ACTIVE_ENERGY_IMPORT.to_bytes(),
                 values={3: _scaler_unit(0, UNIT_WH)},
-                readers={
-                    2: register(fleet.import_register, int(fleet.import_register_start[index]))
-                },
+                readers={2: register("import_register", int(fleet.import_base[index]))},
                 access=read_only,
             ),
             CosemObject(
                 3,
                 obis.ACTIVE_ENERGY_EXPORT.to_bytes(),
                 values={3: _scaler_unit(0, UNIT_WH)},
-                readers={2: register(fleet.export_register, export_start)},
+                readers={2: register("export_register", int(fleet.export_base[index]))},
                 access=read_only,
             ),
             CosemObject(

@@ -54,16 +54,17 @@ def _time(moment: datetime) -> Data:
 def demand_registers(
     fleet: Fleet, index: int, closed: Callable[[], int], now: Callable[[], datetime]
 ) -> list[CosemObject]:
+    # closed(): the number of the last interval closed at now() (its END is number * step)
     """Class 5 average import demand (1.0.1.4.0.255, per interval) and class 4 maximum demand
     since the start of the month (1.0.1.6.0.255, with the time it was reached)."""
-    step = fleet.interval_s
-    ends = fleet.profiles.interval_end
+    step = fleet.step_s
 
     def average(k: int) -> int:
-        return int(fleet.profiles.import_wh[index, k]) * 3600 // step if k >= 0 else 0
+        h = fleet.history(index, k, k, now=k)
+        return int(h.import_wh[0]) * 3600 // step if h.numbers.size else 0
 
     def interval_start(k: int) -> datetime:
-        return datetime.fromtimestamp(int(ends[k]) - step, tz=UTC) if k >= 0 else now()
+        return datetime.fromtimestamp(k * step - step, tz=UTC)
 
     demand = CosemObject(
         5,
@@ -76,30 +77,30 @@ def demand_registers(
         },
         readers={
             # the running interval's average is estimated from the last closed one
-            2: lambda _s: Data(DataType.DOUBLE_LONG_UNSIGNED, average(closed() - 1)),
-            3: lambda _s: Data(DataType.DOUBLE_LONG_UNSIGNED, average(closed() - 1)),
-            6: lambda _s: _time(interval_start(closed() - 1) + timedelta(seconds=step)),
+            2: lambda _s: Data(DataType.DOUBLE_LONG_UNSIGNED, average(closed())),
+            3: lambda _s: Data(DataType.DOUBLE_LONG_UNSIGNED, average(closed())),
+            6: lambda _s: _time(interval_start(closed()) + timedelta(seconds=step)),
             7: lambda _s: _time(now()),
         },
     )
 
     def maximum(_s: Selection | None) -> tuple[int, int]:
         t = closed()
-        local = datetime.fromtimestamp(int(ends[t - 1]), tz=UTC).astimezone(JST) if t else now()
+        local = datetime.fromtimestamp(t * step, tz=UTC).astimezone(JST)
         month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        first = int(np.searchsorted(ends, month_start.timestamp(), side="right"))
-        window = fleet.profiles.import_wh[index, first:t]
-        if window.size == 0:
+        first = int(month_start.timestamp()) // step + 1
+        window = fleet.history(index, first, t, now=t)
+        if window.numbers.size == 0:
             return 0, -1
-        k = int(np.argmax(window))
-        return int(window[k]) * 3600 // step, first + k
+        k = int(np.argmax(window.import_wh))
+        return int(window.import_wh[k]) * 3600 // step, int(window.numbers[k])
 
     def max_value(s: Selection | None) -> Data | DataAccessResult:
         return Data(DataType.DOUBLE_LONG_UNSIGNED, maximum(s)[0])
 
     def max_time(s: Selection | None) -> Data | DataAccessResult:
         k = maximum(s)[1]
-        when = datetime.fromtimestamp(int(ends[k]), tz=UTC) if k >= 0 else now()
+        when = datetime.fromtimestamp(k * step, tz=UTC) if k >= 0 else now()
         return _time(when)
 
     maximum_demand = CosemObject(

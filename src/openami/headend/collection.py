@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from openami.bus.contract import CollectRequest
 from openami.errors import DecodeError
@@ -34,9 +35,9 @@ from openami.protocols.dlms.wrapper import (
     WrapperFrame,
     encode_wrapper,
 )
-from openami.transport.memory import Address, MemoryEndpoint
+from openami.transport.memory import Address
 
-__all__ = ["Collector"]
+__all__ = ["Collector", "DatagramSender"]
 
 HEADEND_SYSTEM_TITLE = b"OAMHES01"
 CONFIRMED_HIGH_PRIORITY = 0xC0  # invoke-id-and-priority: priority high, service confirmed
@@ -49,8 +50,14 @@ class _Pending:
     attempts: int
 
 
+class DatagramSender(Protocol):
+    """Where requests leave: an in-memory endpoint, or a real UDP socket's adapter."""
+
+    def sendto(self, payload: bytes, source: Address, destination: Address) -> None: ...
+
+
 class Collector:
-    def __init__(self, keys: KeyStore, endpoint: MemoryEndpoint, address: Address) -> None:
+    def __init__(self, keys: KeyStore, endpoint: DatagramSender, address: Address) -> None:
         self.keys = keys
         self.endpoint = endpoint
         self.address = address

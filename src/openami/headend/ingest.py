@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from openami.bus.contract import Channel, ReadBatch, ReadSource
+from openami.bus.contract import Channel, EventBatch, ReadBatch, ReadSource
 from openami.errors import DecodeError, RemoteProtocolError, SecurityError
 from openami.headend.keystore import KeyStore
 from openami.log import get_logger
@@ -21,6 +21,11 @@ from openami.protocols.dlms.apdu import (
     GeneralGloCiphering,
     GetResponseNormal,
     decode_apdu,
+)
+from openami.protocols.dlms.notification import (
+    decode_event,
+    decode_utility_entry,
+    notification_kind,
 )
 from openami.protocols.dlms.profile import (
     ProfileEntry,
@@ -31,7 +36,7 @@ from openami.protocols.dlms.profile import (
 from openami.protocols.dlms.wrapper import decode_wrapper
 from openami.transport.memory import Datagram
 
-__all__ = ["Ingest", "ReadColumns"]
+__all__ = ["EventColumns", "Ingest", "ReadColumns"]
 
 log = get_logger("headend.ingest")
 
@@ -66,6 +71,17 @@ class ReadColumns:
         self.source += (source,) * 4
         self.status += (entry.status,) * 4
 
+    def add_utility(
+        self, meter_id: int, time: int, status: int, gas_l: int, water_l: int
+    ) -> None:
+        """Co-metered gas and water indexes at ``time`` (the end of an hour)."""
+        self.meter_id += (meter_id, meter_id)
+        self.channel += (Channel.GAS_INDEX, Channel.WATER_INDEX)
+        self.interval_end += (time, time)
+        self.value_wh += (gas_l, water_l)
+        self.source += (ReadSource.PUSH, ReadSource.PUSH)
+        self.status += (status, status)
+
     def __len__(self) -> int:
         return len(self.meter_id)
 
@@ -79,6 +95,24 @@ class ReadColumns:
         return batch
 
 
+@dataclass
+class EventColumns:
+    """Meter events accumulated since the last flush."""
+
+    meter_id: list[int] = field(default_factory=list)
+    time: list[int] = field(default_factory=list)
+    code: list[int] = field(default_factory=list)
+    value: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.meter_id)
+
+    def take(self) -> EventBatch:
+        batch = EventBatch(self.meter_id, self.time, self.code, self.value)
+        self.meter_id, self.time, self.code, self.value = [], [], [], []
+        return batch
+
+
 ResponseHandler = Callable[[int, GetResponseNormal], list[ProfileEntry] | None]
 
 
@@ -88,9 +122,11 @@ class Ingest:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
         self.reads = ReadColumns()
+        self.events = EventColumns()
         self.accepted = Counter[str]()
         self.rejected = Counter[str]()
         self.on_response: ResponseHandler | None = None
+        self.decode_samples: list[str] = []  # the first reasons, for an operator to see
 
     def receive(self, datagram: Datagram) -> None:
         try:
@@ -100,8 +136,10 @@ class Ingest:
                 raise SecurityError("clear-text APDU refused on Route A")
             meter, plain = self.keys.open(outer.system_title, outer.ciphered_content)
             if meter.address != datagram.source:
-                # the key proved who sent it; a changed address is worth knowing, not fatal
+                # the key proved who sent it (and the counter that it is fresh): the meter
+                # has a new communication unit, so requests go to its new address from now on
                 self.accepted["address_changed"] += 1
+                meter.address = datagram.source
             fast = decode_push_fast(plain)
             if fast is not None:  # the common case, decoded in one step
                 self.reads.add(meter.meter_id, fast, ReadSource.PUSH)
@@ -109,12 +147,14 @@ class Ingest:
                 return
             apdu = decode_apdu(plain)
             if isinstance(apdu, DataNotification):
-                self.reads.add(meter.meter_id, decode_entry(apdu.body), ReadSource.PUSH)
-                self.accepted["push"] += 1
+                self._notification(meter.meter_id, apdu)
             elif isinstance(apdu, GetResponseNormal):
                 entries = self.on_response(meter.meter_id, apdu) if self.on_response else None
                 if entries is None:
-                    raise DecodeError("get-response that no collection asked for")
+                    # an answer to a request already answered or given up (retries cross
+                    # late answers): verified, so not an attack, but nothing to read
+                    self.rejected["unsolicited"] += 1
+                    return
                 for entry in entries:
                     self.reads.add(meter.meter_id, entry, ReadSource.RECOLLECT)
                 self.accepted["response"] += 1
@@ -125,7 +165,27 @@ class Ingest:
             log.info("rejected datagram", extra={"fields": {"reason": str(exc)}})
         except RemoteProtocolError as exc:
             self.rejected["decode"] += 1
+            if len(self.decode_samples) < 8:
+                self.decode_samples.append(str(exc))
             log.info("rejected datagram", extra={"fields": {"reason": str(exc)}})
+
+
+    def _notification(self, meter_id: int, apdu: DataNotification) -> None:
+        kind = notification_kind(apdu.body)
+        if kind == "interval":
+            self.reads.add(meter_id, decode_entry(apdu.body), ReadSource.PUSH)
+            self.accepted["push"] += 1
+        elif kind == "utility":
+            u = decode_utility_entry(apdu.body)
+            self.reads.add_utility(meter_id, u.time, u.status, u.gas_l, u.water_l)
+            self.accepted["utility"] += 1
+        else:
+            e = decode_event(apdu.body)
+            self.events.meter_id.append(meter_id)
+            self.events.time.append(e.time)
+            self.events.code.append(e.code)
+            self.events.value.append(e.value)
+            self.accepted["event"] += 1
 
 
 def entries_of(response: GetResponseNormal) -> list[ProfileEntry]:

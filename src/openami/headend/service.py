@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openami.bus.contract import (
     SUBJECT_COLLECT,
+    SUBJECT_EVENTS,
     SUBJECT_READS,
     CollectRequest,
     decode_message,
@@ -32,6 +33,7 @@ class HeadEnd:
         self.ingest.on_response = self.collector.on_response
         self._collect = bus.subscribe(SUBJECT_COLLECT)
         self.published_reads = 0
+        self.published_events = 0
 
     def poll_network(self) -> int:
         datagrams = self.endpoint.receive_all()
@@ -45,6 +47,10 @@ class HeadEnd:
             batch = self.ingest.reads.take()
             self.bus.publish(SUBJECT_READS, encode_message(batch))
             self.published_reads += len(batch.meter_id)
+        if len(self.ingest.events):
+            events = self.ingest.events.take()
+            self.bus.publish(SUBJECT_EVENTS, encode_message(events))
+            self.published_events += len(events.meter_id)
 
     def poll_bus(self) -> int:
         """Take collection requests from the MDMS and queue them for sending."""

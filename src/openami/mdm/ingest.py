@@ -26,6 +26,8 @@ class ReadIngest:
         self.subscription = subscription
         self.stored = Counter[ReadSource]()
         self.duplicates = 0
+        self.duplicates_by_channel = Counter[int]()
+        self.stored_by_channel = Counter[int]()
         self.batches = 0
         self.dead_letters: list[bytes] = []
 
@@ -56,6 +58,8 @@ class ReadIngest:
         result = self.lake.append(columns)
         self.batches += 1
         self.duplicates += result.duplicates
+        self.duplicates_by_channel.update(result.duplicates_by_channel)
+        self.stored_by_channel.update(result.written_by_channel)
         for source, count in result.written_by_source.items():
             self.stored[ReadSource(source)] += count
         return result.written

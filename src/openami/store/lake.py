@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ class AppendResult:
     written: int
     duplicates: int
     written_by_source: dict[int, int]
+    duplicates_by_channel: dict[int, int] = field(default_factory=dict)
+    written_by_channel: dict[int, int] = field(default_factory=dict)
 
 
 def _local_key(meter_id: IntArray, channel: IntArray) -> IntArray:
@@ -111,7 +113,11 @@ class IntervalLake:
                 self._index[int(end)] = np.sort(merged)
         sources, counts = np.unique(cols["source"][keep], return_counts=True)
         by_source = {int(s): int(c) for s, c in zip(sources, counts, strict=True)}
-        return AppendResult(written, n - written, by_source)
+        dup_channels, dup_counts = np.unique(cols["channel"][~keep], return_counts=True)
+        by_channel = {int(c): int(k) for c, k in zip(dup_channels, dup_counts, strict=True)}
+        new_channels, new_counts = np.unique(cols["channel"][keep], return_counts=True)
+        written_channels = {int(c): int(k) for c, k in zip(new_channels, new_counts, strict=True)}
+        return AppendResult(written, n - written, by_source, by_channel, written_channels)
 
     def _write(
         self, cols: dict[str, IntArray], keep: npt.NDArray[np.bool_], days: IntArray
