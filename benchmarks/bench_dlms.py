@@ -13,12 +13,13 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from openami.bench import Benchmark, BenchResult, result
 from openami.errors import BenchmarkError
 from openami.fleet.fleet import Fleet
-from openami.fleet.meter import MeterServer
+from openami.fleet.pushgen import PushEncoder
 from openami.headend.ingest import Ingest
 from openami.headend.keystore import KeyStore
 from openami.protocols.dlms.apdu import GeneralGloCiphering, decode_apdu
@@ -30,12 +31,16 @@ HES = ("10.255.255.1", 4059)
 
 
 def _frames(meters: int, intervals: int) -> tuple[Fleet, list[Datagram]]:
-    fleet = Fleet(meters, datetime(2026, 8, 3, tzinfo=JST), intervals, 30, seed=3)
-    server = MeterServer(fleet)
+    """The interval pushes of ``meters`` meters over ``intervals`` intervals, as the fleet
+    sends them (vectorised encoder, one datagram per meter and interval)."""
+    fleet = Fleet.simple(meters, datetime(2026, 8, 3, tzinfo=JST), seed=3)
+    encoder = PushEncoder(fleet)
+    everyone = np.arange(meters, dtype=np.int64)
+    addresses = fleet.addresses
     out = []
-    for t in range(intervals):
-        server.close_interval()
-        out += [Datagram(server.push(i, t), fleet.addresses[i], HES) for i in range(meters)]
+    for _ in range(intervals):
+        rows = encoder.intervals(fleet.advance(), everyone)
+        out += [Datagram(bytes(row), addresses[i], HES) for i, row in enumerate(rows)]
     return fleet, out
 
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
-from openami.fleet.fleet import Fleet
+from openami.fleet.fleet import Fleet, MeterHistory
 from openami.fleet.meter_model import build_meter_model
 from openami.protocols.dlms.acse import Mechanism
 from openami.protocols.dlms.association import (
@@ -51,10 +52,11 @@ class Lab:
     """Our client and one meter's COSEM session, talking HLS-GMAC + suite 0 in memory."""
 
     def __init__(self, max_pdu: int = 0xFFFF) -> None:
-        self.fleet = Fleet(3, START, 5 * 48, 30, seed=4)
-        keys = self.fleet.identities()[1]
+        self.fleet = Fleet.simple(3, START, seed=4)
+        self.now = NOW  # the meter's clock; tests may move it on
+        keys = self.fleet.identity(1)
         suite = SuiteZero(keys.ek, keys.ak)
-        self.model = build_meter_model(self.fleet, 1, lambda: NOW)
+        self.model = build_meter_model(self.fleet, 1, lambda: self.now)
         self.session = CosemSession(
             self.model,
             ServerAssociation(
@@ -84,6 +86,16 @@ class Lab:
         assert isinstance(answer, GetResponseNormal)
         return answer.result
 
+    @property
+    def closed(self) -> int:
+        """The last interval closed on the meter's clock (the fleet itself never advances)."""
+        return self.fleet.number_of(self.now)
+
+    def profile(self, first: int = 0, last: int | None = None) -> MeterHistory:
+        """What the meter's load profile holds, computed independently of the model."""
+        last = self.closed if last is None else last
+        return self.fleet.history(1, first, last, now=self.closed)
+
 
 @pytest.fixture
 def lab() -> Lab:
@@ -98,25 +110,46 @@ def test_clock_reads_now_in_japan_time(lab: Lab) -> None:
 
 
 def test_registers_match_the_fleet_at_the_last_closed_interval(lab: Lab) -> None:
+    assert lab.closed == lab.fleet.origin + 96
+    last = lab.profile(lab.closed)
     value = lab.get(3, "1.0.1.8.0.255", 2)
-    assert value == Data(DataType.DOUBLE_LONG_UNSIGNED, int(lab.fleet.import_register[1, 95]))
+    assert value == Data(DataType.DOUBLE_LONG_UNSIGNED, int(last.import_register[0]))
+    assert int(last.import_register[0]) > lab.fleet.import_base[1]  # two days since the origin
+    exported = lab.get(3, "1.0.2.8.0.255", 2)
+    assert exported == Data(DataType.DOUBLE_LONG_UNSIGNED, int(last.export_register[0]))
+    power = lab.get(3, "1.0.1.7.0.255", 2)
+    assert power == Data(DataType.DOUBLE_LONG_UNSIGNED, int(last.import_wh[0]) * 2)
     assert lab.get(3, "1.0.1.8.0.255", 3) == Data(
         DataType.STRUCTURE, (Data(DataType.INTEGER, 0), Data(DataType.ENUM, 30))
     )
 
 
 def test_load_profile_by_range_matches_the_pushes(lab: Lab) -> None:
-    ends = lab.fleet.profiles.interval_end
+    fleet = lab.fleet
+    first, last = fleet.origin + 10, fleet.origin + 20
     selection = range_descriptor(
-        datetime.fromtimestamp(int(ends[10]), tz=UTC), datetime.fromtimestamp(int(ends[20]), tz=UTC)
+        datetime.fromtimestamp(fleet.interval_end(first), tz=UTC),
+        datetime.fromtimestamp(fleet.interval_end(last), tz=UTC),
     )
     answer = lab.ask(GetRequestNormal(0xC1, 7, ln("1.0.99.1.0.255"), 2, 1, selection))
     assert isinstance(answer, GetResponseNormal)
     assert isinstance(answer.result, Data)
     entries = decode_entries(answer.result)
-    assert [e.interval_end for e in entries] == [int(t) for t in ends[10:21]]
-    assert [e.import_wh for e in entries] == [
-        int(v) for v in lab.fleet.profiles.import_wh[1, 10:21]
+    ends = [fleet.interval_end(k) for k in range(first, last + 1)]
+    assert [e.interval_end for e in entries] == ends
+    # what the meter would have pushed: the fleet advancing through the same intervals
+    pushed = [fleet.advance() for _ in range(20)][9:]
+    assert [
+        (e.status, e.import_register, e.export_register, e.import_wh, e.export_wh) for e in entries
+    ] == [
+        (
+            int(v.status[1]),
+            int(v.import_register[1]),
+            int(v.export_register[1]),
+            int(v.import_wh[1]),
+            int(v.export_wh[1]),
+        )
+        for v in pushed
     ]
 
 
@@ -136,7 +169,8 @@ def test_load_profile_by_entry(lab: Lab) -> None:
     rows = answer.result.value
     assert len(rows) == 3
     assert len(rows[0].value) == 3  # clock, status, +A register
-    assert rows[0].value[2].value == lab.fleet.import_register[1, 1]
+    profile = lab.profile()
+    assert [r.value[2].value for r in rows] == [int(v) for v in profile.import_register[1:4]]
 
 
 def test_a_whole_profile_larger_than_the_pdu_comes_in_blocks() -> None:
@@ -153,8 +187,12 @@ def test_a_whole_profile_larger_than_the_pdu_comes_in_blocks() -> None:
         block = lab.ask(GetRequestNext(0xC1, block.block_number))  # type: ignore[assignment]
         assert isinstance(block, GetResponseWithDataBlock)
     entries = decode_entries(decode_data(bytes(raw)))
-    assert len(entries) == 96
-    assert entries[-1].import_register == lab.fleet.import_register[1, 95]
+    # the whole 45-day buffer: the meter was in service long before the origin
+    profile = lab.profile()
+    assert len(entries) == lab.fleet.profile_depth == profile.numbers.size
+    assert entries[-1].interval_end == lab.fleet.interval_end(lab.closed)
+    assert [e.import_register for e in entries] == profile.import_register.tolist()
+    assert [e.import_wh for e in entries] == profile.import_wh.tolist()
 
 
 def test_undefined_objects_attributes_and_denied_writes(lab: Lab) -> None:
@@ -182,13 +220,27 @@ def test_capture_period_is_changeable_to_the_allowed_intervals(lab: Lab) -> None
 
 def test_disconnect_and_reconnect(lab: Lab) -> None:
     switch = ln("0.0.96.3.10.255")
+    register = lab.get(3, "1.0.1.8.0.255", 2)
+    before = lab.profile()
     off = lab.ask(
         ActionRequestNormal(0xC1, MethodDescriptor(70, switch, 1), Data(DataType.INTEGER, 0))
     )
     assert off == ActionResponseNormal(0xC1, ActionResult.SUCCESS, None)
     assert lab.get(70, "0.0.96.3.10.255", 2) == Data(DataType.BOOLEAN, False)
+    assert lab.get(70, "0.0.96.3.10.255", 3) == Data(DataType.ENUM, 0)
+    # the switch acts from now on: the past and the register stay as they were
+    assert lab.get(3, "1.0.1.8.0.255", 2) == register
+    assert np.array_equal(lab.profile().import_register, before.import_register)
+    lab.now += timedelta(hours=1)  # two intervals close with the switch open
+    assert lab.get(3, "1.0.1.8.0.255", 2) == register
+    assert lab.profile(lab.closed - 1).import_wh.tolist() == [0, 0]
     lab.ask(ActionRequestNormal(0xC1, MethodDescriptor(70, switch, 2), Data(DataType.INTEGER, 0)))
     assert lab.get(70, "0.0.96.3.10.255", 3) == Data(DataType.ENUM, 1)
+    lab.now += timedelta(hours=2)
+    after = lab.get(3, "1.0.1.8.0.255", 2)
+    assert isinstance(after, Data) and isinstance(register, Data)
+    assert after.value > register.value
+    assert lab.profile(lab.closed - 5, lab.closed - 4).import_wh.tolist() == [0, 0]
 
 
 def test_get_with_list_and_object_list(lab: Lab) -> None:

@@ -15,6 +15,7 @@ from openami.fleet.meter_services import IMAGE_BLOCK_SIZE, KeyRing
 from openami.headend.dlms_client import DlmsClient, MeterKeys
 from openami.protocols.dlms.axdr import Data, DataType
 from openami.protocols.dlms.cosem.model import ObjectModel
+from openami.protocols.dlms.cosem_datetime import decode_datetime
 from openami.protocols.dlms.obis import ObisCode
 from openami.protocols.dlms.security import wrap_key
 from openami.protocols.dlms.services import ActionResult, AttributeDescriptor, MethodDescriptor
@@ -39,8 +40,8 @@ def u32(value: int) -> Data:
 
 @pytest.fixture
 def setup() -> tuple[Fleet, ObjectModel, KeyRing]:
-    fleet = Fleet(2, START, 5 * 48, 30, seed=8)
-    ident = fleet.identities()[0]
+    fleet = Fleet.simple(2, START, seed=8)
+    ident = fleet.identity(0)
     ring = KeyRing(ident.ek, ident.ak, ident.kek)
     return fleet, build_meter_model(fleet, 0, lambda: NOW, ring=ring), ring
 
@@ -49,13 +50,22 @@ def test_demand_and_maximum_demand_follow_the_interval_energy(
     setup: tuple[Fleet, ObjectModel, KeyRing],
 ) -> None:
     fleet, model, _ = setup
+    closed = fleet.number_of(NOW)
+    assert closed == fleet.origin + 96
     last = model.get(AttributeDescriptor(5, ln("1.0.1.4.0.255"), 3))
-    assert last == u32(int(fleet.profiles.import_wh[0, 95]) * 2)  # Wh per half-hour -> W
+    energy = fleet.history(0, closed, closed, now=closed).import_wh
+    assert last == u32(int(energy[0]) * 2)  # Wh per half-hour -> W
+    # the maximum since the start of the month in Japan (August 1st, before the origin)
+    month = fleet.number_of(datetime(2026, 8, 1, tzinfo=JST)) + 1
+    august = fleet.history(0, month, closed, now=closed)
+    assert august.numbers.size == 2 * 96
     peak = model.get(AttributeDescriptor(4, ln("1.0.1.6.0.255"), 2))
-    assert peak == u32(int(fleet.profiles.import_wh[0, :96].max()) * 2)  # August started before
+    assert peak == u32(int(august.import_wh.max()) * 2)
     when = model.get(AttributeDescriptor(4, ln("1.0.1.6.0.255"), 5))
     assert isinstance(when, Data)
     assert when.type is DataType.OCTET_STRING
+    at = int(august.numbers[int(np.argmax(august.import_wh))])
+    assert decode_datetime(when.value) == datetime.fromtimestamp(fleet.interval_end(at), tz=UTC)
 
 
 def test_firmware_image_is_transferred_verified_and_activated(

@@ -122,18 +122,25 @@ def test_gurux_client_reads_an_openami_meter(meter: tuple[dict[str, Any], dateti
     assert clock.utcoffset() == timedelta(hours=9)
     register = out["reads"]["1.0.1.8.0.255:2"]
     assert (register["scaler"], register["unit_name"]) == (0, "Wh")
-    # the same meter, rebuilt from the seed the server was started with
+    # the same meter, rebuilt from the seed the server was started with; its profile follows
+    # the wall clock (the interval that closed last, or the one before if it closed meanwhile)
     fleet = lab_fleet(1, SEED, started, DAYS_BACK)
-    ends = [int(t) for t in fleet.profiles.interval_end]
-    closed = sum(1 for t in ends if t <= time.time())
-    assert register["value"] in {int(fleet.import_register[0, k]) for k in (closed - 1, closed - 2)}
+    closed = fleet.number_of(datetime.now(UTC))
+    last = fleet.history(0, closed - 1, closed, now=closed)
+    assert register["value"] in {int(v) for v in last.import_register}
     rows = out["profile"]["rows"]
     assert len(rows) == 5  # five half-hour ends from start to end, inclusive
-    for row in rows:
-        k = ends.index(int(datetime.fromisoformat(row[0]).timestamp()))
-        assert row[2] == fleet.import_register[0, k]
-        assert row[3] == fleet.export_register[0, k]
-        assert row[4] == fleet.profiles.import_wh[0, k]
+    first = fleet.number_of(start)
+    profile = fleet.history(0, first, first + 4, now=closed)
+    assert [int(datetime.fromisoformat(row[0]).timestamp()) for row in rows] == [
+        fleet.interval_end(int(k)) for k in profile.numbers
+    ]
+    for row, k in zip(rows, range(profile.numbers.size), strict=True):
+        assert row[1] == profile.status[k]
+        assert row[2] == profile.import_register[k]
+        assert row[3] == profile.export_register[k]
+        assert row[4] == profile.import_wh[k]
+        assert row[5] == profile.export_wh[k]
 
 
 def test_our_client_and_gurux_read_the_same_profile(meter: tuple[dict[str, Any], datetime]) -> None:

@@ -84,7 +84,8 @@ def run(
         float,
         typer.Option(
             min=0.0,
-            help="Seconds to keep answering the head-end's requests after the last interval.",
+            help="After the last interval, keep answering the head-end's requests until "
+            "none came for this many seconds.",
         ),
     ] = 0.0,
     as_json: Annotated[

@@ -17,6 +17,8 @@ from rich.live import Live
 
 __all__ = ["app"]
 
+MAX_FRUITLESS_CHECKS = 5
+
 app = typer.Typer(help="The head-end: secure collection from the meters.", no_args_is_help=True)
 
 
@@ -107,6 +109,7 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     began = last_data = time.monotonic()
     checked_upto: tuple[int | None, int] = (None, -1)
+    fruitless = 0  # gap checks in a row after which nothing new arrived
     window_start, window_count, rate = began, 0, 0.0
     err.print(f"listening on {address[0]}:{address[1]} (UDP)")
     try:
@@ -125,11 +128,15 @@ def run(
                     mdm.poll(1000)
                     s = headend.stats
                     quiet = now - last_data >= 1.0
-                    fresh = (s.first_interval_end, s.reads_published) != checked_upto
+                    # check again after new reads, or after a round that failed (a meter at a
+                    # cell edge may need many tries), but not for ever
+                    progress = (s.first_interval_end, s.reads_published) != checked_upto
+                    fresh = progress or fruitless < MAX_FRUITLESS_CHECKS
                     idle = not headend.collector.pending()  # ask again only when done
                     if quiet and fresh and idle and s.first_interval_end is not None:
                         headend.flush()
                         mdm.poll(1000)
+                        fruitless = 0 if progress else fruitless + 1
                         checked_upto = (s.first_interval_end, s.reads_published)
                         last = s.last_interval_end or s.first_interval_end
                         ends = np.arange(s.first_interval_end, last + 1, step, dtype=np.int64)

@@ -226,8 +226,8 @@ class FleetRunner:
         on_step: Callable[[StepReport, RunTotals], None] | None = None,
         linger_s: float = 0.0,
     ) -> RunTotals:
-        """Simulate ``intervals`` intervals, sending as it goes; then keep answering
-        requests for ``linger_s`` seconds (a head-end collecting what it missed)."""
+        """Simulate ``intervals`` intervals, sending as it goes; then keep answering requests
+        (a head-end collecting what it missed) until none came for ``linger_s`` seconds."""
         self._wall0 = time.monotonic()
         for _ in range(intervals):
             outgoing, report = self.sim.step()
@@ -237,7 +237,10 @@ class FleetRunner:
             self.serve(0.0)
             if on_step is not None:
                 on_step(report, self.totals)
-        end = time.monotonic() + linger_s
-        while (left := end - time.monotonic()) > 0:
+        quiet_since = time.monotonic()
+        while (left := quiet_since + linger_s - time.monotonic()) > 0:
+            before = self.totals.requests
             self.serve(min(left, 0.1))
+            if self.totals.requests != before:
+                quiet_since = time.monotonic()
         return self.totals

@@ -109,7 +109,7 @@ class Area(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     kind: AreaKind
     meters: Annotated[int, msgspec.Meta(ge=1, le=16_000_000)]
-    density_per_km2: Annotated[float, msgspec.Meta(gt=0.0)] | None = None
+    density_per_km2: Annotated[float, msgspec.Meta(gt=0.0, le=1_000_000.0)] | None = None
     media: dict[str, Share] | None = None
     backhaul: str | None = None
     tariff: str = "jp-residential-tou"
@@ -139,9 +139,10 @@ class Fault(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kind: FaultKind
     at: datetime
     area: str | None = None  # None: the whole fleet
-    duration_minutes: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    duration_minutes: Annotated[float, msgspec.Meta(ge=0.0, le=366.0 * 24 * 60)] = 0.0
     share: Share = 0.01  # of the area's meters
-    offset_s: float = 3600.0  # clock_error only
+    # clock_error only: how far the clock jumps, at most a day either way
+    offset_s: Annotated[float, msgspec.Meta(ge=-86_400.0, le=86_400.0)] = 3600.0
     delivery_factor: Share = 0.05  # jamming only
 
     @property

@@ -33,6 +33,10 @@ class KeyShipmentEntry(Protocol):
     def ak(self) -> bytes: ...
 
 
+REPLAY_WINDOW = 64  # counters below the newest still accepted once (datagrams reorder)
+_WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
+
+
 @dataclass(slots=True)
 class MeterSecurity:
     meter_id: int
@@ -40,6 +44,7 @@ class MeterSecurity:
     address: Address
     suite: SuiteZero = field(repr=False)
     last_meter_counter: int = -1
+    seen_below: int = 0  # which of the REPLAY_WINDOW counters below the last were accepted
     client_counter: int = 0
 
 
@@ -83,12 +88,25 @@ class KeyStore:
         """Authenticate and decrypt content from a meter, enforcing counter freshness."""
         entry = self.by_title(system_title)
         counter, plaintext = entry.suite.unprotect(system_title, content)
-        if counter <= entry.last_meter_counter:
+        last = entry.last_meter_counter
+        if counter > last:
+            # slide the window: bit k of ``seen_below`` stands for counter ``last - 1 - k``
+            shift = counter - last
+            entry.seen_below = (
+                ((entry.seen_below << shift) | (1 << (shift - 1))) & _WINDOW_MASK
+                if last >= 0
+                else 0
+            )
+            entry.last_meter_counter = counter
+            return entry, plaintext
+        age = last - counter  # 0 is the last counter itself
+        if age == 0 or age > REPLAY_WINDOW or entry.seen_below >> (age - 1) & 1:
             raise SecurityError(
                 f"replayed invocation counter {counter} from meter {entry.meter_id}"
-                f" (last accepted {entry.last_meter_counter})"
+                f" (last accepted {last})"
             )
-        entry.last_meter_counter = counter
+        # UDP may reorder: a fresh counter a little below the newest is still accepted once
+        entry.seen_below |= 1 << (age - 1)
         return entry, plaintext
 
     def next_client_counter(self, entry: MeterSecurity) -> int:

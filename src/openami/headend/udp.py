@@ -32,7 +32,7 @@ __all__ = ["HeadEndStats", "UdpHeadEnd", "UdpSender"]
 
 FLUSH_READS = 40_000  # reads per bus message at most (and at least every FLUSH_SECONDS)
 FLUSH_SECONDS = 0.5
-MAX_ATTEMPTS = 4  # sends of one collection request before it is given up
+MAX_ATTEMPTS = 8  # sends of one collection request before it is given up (cell edges)
 RETRY_SECONDS = 1.0  # wait for an answer before sending a request again
 
 
