@@ -101,7 +101,7 @@ def run(
 
     Start the head-end first: openami headend run --scenario scenarios/demo.toml
     """
-    from openami.cli.fleet_view import fleet_status
+    from openami.cli.fleet_view import fleet_status, status_line
     from openami.fleet.runner import FleetRunner
     from openami.fleet.scenario import load_scenario
     from openami.fleet.simulator import FleetSimulator
@@ -135,8 +135,15 @@ def run(
         )
 
     try:
-        with Live(view(), console=err, refresh_per_second=4, transient=as_json) as live:
-            totals = runner.run(intervals, lambda _r, _t: live.update(view()), linger_s=linger)
+        if err.is_terminal:
+            with Live(view(), console=err, refresh_per_second=4, transient=as_json) as live:
+                totals = runner.run(intervals, lambda _r, _t: live.update(view()), linger_s=linger)
+        else:  # a log file or a pipe: one line per interval instead of a redrawn screen
+            totals = runner.run(
+                intervals,
+                lambda _r, t: err.print(status_line(t, intervals, time.monotonic() - began, sim)),
+                linger_s=linger,
+            )
     finally:
         sock.close()
     elapsed = time.monotonic() - began

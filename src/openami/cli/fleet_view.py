@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from openami.fleet.runner import RunTotals
+from openami.fleet.simulator import FleetSimulator
 from openami.headend.udp import HeadEndStats
 
-__all__ = ["delivery_table", "fleet_status", "headend_status"]
+JST = timezone(timedelta(hours=9))
+
+__all__ = ["delivery_table", "fleet_status", "headend_line", "headend_status", "status_line"]
 
 
 def delivery_table(rows: list[tuple[str, str, int, int]]) -> Table:
@@ -48,6 +53,33 @@ def fleet_status(
         f"{totals.waited_s:.1f} s",
     )
     return Group(head, delivery_table(rows))
+
+
+def status_line(
+    totals: RunTotals, intervals_total: int, elapsed_s: float, sim: FleetSimulator
+) -> str:
+    """One line per interval, for logs: progress and the worst-delivering network."""
+    moment = datetime.fromtimestamp(sim.now_s, tz=UTC).astimezone(JST)
+    rows = [(d / s, f"{a}/{m}") for a, m, s, d in sim.delivery_by_group() if s]
+    worst = min(rows, default=(1.0, "-"))
+    rate = totals.sent / elapsed_s if elapsed_s > 0 else 0.0
+    return (
+        f"interval {totals.intervals}/{intervals_total} ({moment:%Y-%m-%d %H:%M} JST): "
+        f"pushes {totals.pushes:,}, sent {totals.sent:,} ({rate:,.0f}/s), "
+        f"lowest delivery {worst[0]:.2%} on {worst[1]}, "
+        f"waited for head-end {totals.waited_s:.0f} s"
+    )
+
+
+def headend_line(stats: HeadEndStats, elapsed_s: float, rate: float) -> str:
+    """One line of head-end statistics, for logs."""
+    rejected = sum(stats.rejected.values())
+    return (
+        f"{elapsed_s:,.0f} s: {stats.datagrams:,} datagrams ({rate:,.0f}/s), "
+        f"{stats.accepted['push']:,} pushes, {rejected:,} rejected, "
+        f"{stats.reads_published:,} reads published, "
+        f"{stats.pending_collections:,} collections pending"
+    )
 
 
 def headend_status(stats: HeadEndStats, elapsed_s: float, rate: float) -> Table:

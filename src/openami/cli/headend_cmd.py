@@ -17,8 +17,6 @@ from rich.live import Live
 
 __all__ = ["app"]
 
-MAX_FRUITLESS_CHECKS = 5
-
 app = typer.Typer(help="The head-end: secure collection from the meters.", no_args_is_help=True)
 
 
@@ -69,16 +67,16 @@ def run(
     Example: openami headend run --scenario scenarios/demo.toml --data-dir /tmp/ami
     then:    openami fleet run --scenario scenarios/demo.toml --speed max
     """
-    from openami.bus.contract import SUBJECT_COLLECT, SUBJECT_READS, encode_message
+    from openami.bus.contract import SUBJECT_READS
     from openami.bus.memory import MemoryBus
     from openami.cli.fleet_cmd import parse_address
-    from openami.cli.fleet_view import headend_status
+    from openami.cli.fleet_view import headend_line, headend_status
     from openami.fleet.fleet import Fleet
     from openami.fleet.scenario import load_scenario
     from openami.headend.keystore import KeyStore
     from openami.headend.udp import UdpHeadEnd
-    from openami.mdm.gaps import find_gaps, gap_requests
     from openami.mdm.ingest import ReadIngest
+    from openami.mdm.recollect import GapWatcher
     from openami.store.lake import IntervalLake
     from openami.transport.udp_batch import BatchUdpSocket
 
@@ -100,6 +98,9 @@ def run(
     if data_dir is not None:
         mdm = ReadIngest(IntervalLake(data_dir / "lake"), bus.subscribe(SUBJECT_READS))
 
+    watcher = None
+    if mdm is not None:
+        watcher = GapWatcher(mdm.lake, bus, meter_ids, step)
     stopping = False
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
@@ -107,59 +108,57 @@ def run(
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    began = last_data = time.monotonic()
-    checked_upto: tuple[int | None, int] = (None, -1)
-    fruitless = 0  # gap checks in a row after which nothing new arrived
+    began = last_data = last_line = time.monotonic()
     window_start, window_count, rate = began, 0, 0.0
     err.print(f"listening on {address[0]}:{address[1]} (UDP)")
+    live = Live(headend_status(headend.stats, 0.0, 0.0), console=err, transient=as_json)
+    if err.is_terminal:
+        live.start()
     try:
-        with Live(headend_status(headend.stats, 0.0, 0.0), console=err, transient=as_json) as live:
-            while not stopping:
-                got = headend.poll(timeout=0.1)
-                now = time.monotonic()
-                window_count += got
-                if now - window_start >= 1.0:
-                    rate = window_count / (now - window_start)
-                    window_start, window_count = now, 0
-                    live.update(headend_status(headend.stats, now - began, rate))
-                if got:
-                    last_data = now
-                if mdm is not None:
-                    mdm.poll(1000)
-                    s = headend.stats
-                    quiet = now - last_data >= 1.0
-                    # check again after new reads, or after a round that failed (a meter at a
-                    # cell edge may need many tries), but not for ever
-                    progress = (s.first_interval_end, s.reads_published) != checked_upto
-                    fresh = progress or fruitless < MAX_FRUITLESS_CHECKS
-                    idle = not headend.collector.pending()  # ask again only when done
-                    if quiet and fresh and idle and s.first_interval_end is not None:
-                        headend.flush()
-                        mdm.poll(1000)
-                        fruitless = 0 if progress else fruitless + 1
-                        checked_upto = (s.first_interval_end, s.reads_published)
-                        last = s.last_interval_end or s.first_interval_end
-                        ends = np.arange(s.first_interval_end, last + 1, step, dtype=np.int64)
-                        missing = find_gaps(mdm.lake, meter_ids, ends)
-                        for request in gap_requests(missing, meter_ids, ends):
-                            bus.publish(SUBJECT_COLLECT, encode_message(request))
-                if duration is not None and now - began >= duration:
-                    break
-                if (
-                    idle_exit is not None
-                    and headend.stats.datagrams
-                    and now - last_data >= idle_exit
-                    and not headend.collector.pending()
+        while not stopping:
+            got = headend.poll(timeout=0.1)
+            now = time.monotonic()
+            window_count += got
+            if now - window_start >= 1.0:
+                rate = window_count / (now - window_start)
+                window_start, window_count = now, 0
+                live.update(headend_status(headend.stats, now - began, rate))
+            if not err.is_terminal and now - last_line >= 10.0:  # logs: a line every 10 s
+                last_line = now
+                err.print(headend_line(headend.stats, now - began, rate))
+            if got:
+                last_data = now
+            if mdm is not None and watcher is not None:
+                mdm.poll(1000)
+                s = headend.stats
+                idle = not headend.collector.pending()  # ask again only when done
+                if idle and watcher.due(
+                    now, last_data, s.first_interval_end, s.last_interval_end, s.reads_published
                 ):
-                    break
-            headend.flush()
-            if mdm is not None:
-                while mdm.poll(1000):
-                    pass
-            live.update(headend_status(headend.stats, time.monotonic() - began, rate))
+                    headend.flush()
+                    while mdm.poll(1000):
+                        pass
+                    first = s.first_interval_end
+                    assert first is not None  # due() is False until reads arrived
+                    watcher.check(first, s.last_interval_end or first, s.reads_published)
+            if duration is not None and now - began >= duration:
+                break
+            if (
+                idle_exit is not None
+                and headend.stats.datagrams
+                and now - last_data >= idle_exit
+                and not headend.collector.pending()
+            ):
+                break
+        headend.flush()
+        if mdm is not None:
+            while mdm.poll(1000):
+                pass
+        live.update(headend_status(headend.stats, time.monotonic() - began, rate))
     except KeyboardInterrupt:
         headend.flush()
     finally:
+        live.stop()
         sock.close()
     s = headend.stats
     if as_json:
