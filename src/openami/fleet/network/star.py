@@ -176,13 +176,24 @@ class StarNetwork(NetworkBase):
 
 def _grid(positions_m: FloatArray, radius_m: float) -> FloatArray:
     """Centres of a square grid over the meters' bounding box, spaced radius * sqrt(2): the
-    farthest point of a square is half its diagonal, exactly the radius, from its centre."""
+    farthest point of a square is half its diagonal, exactly the radius, from its centre.
+
+    Only the squares that hold a meter are returned (in row-major order of the grid): a small
+    radius over a wide area would otherwise make a grid of billions of empty squares.
+    """
     spacing = radius_m * math.sqrt(2.0)
     low = positions_m.min(axis=0)
     high = positions_m.max(axis=0)
-    counts = np.maximum(np.ceil((high - low) / spacing), 1).astype(np.int64)
+    with np.errstate(over="ignore"):
+        span = (high - low) / spacing
+    require(
+        bool(np.all(span < 1e12)),
+        f"StarParams.cell_radius_m {radius_m!r} is too small for an area "
+        f"{float((high - low).max()):.0f} m across",
+    )
+    counts = np.maximum(np.ceil(span), 1).astype(np.int64)
     offset = low + ((high - low) - (counts - 1) * spacing) / 2.0
-    xs = offset[0] + spacing * np.arange(counts[0])
-    ys = offset[1] + spacing * np.arange(counts[1])
-    gx, gy = np.meshgrid(xs, ys, indexing="ij")
-    return np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float64)
+    # the nearest centre of a square grid is the one of the square the point lies in
+    square = np.clip(np.rint((positions_m - offset) / spacing), 0, counts - 1).astype(np.int64)
+    used = np.unique(square, axis=0)
+    return np.asarray(offset + spacing * used, dtype=np.float64)
