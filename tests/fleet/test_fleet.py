@@ -248,3 +248,41 @@ def test_the_seed_decides_everything() -> None:
         assert not np.array_equal(va.import_register, vc.import_register)
     assert np.array_equal(a.gas_index, b.gas_index)
     assert a.addresses == b.addresses
+
+
+def _area_fleet(kind: AreaKind, meters: int, **overrides: object) -> Fleet:
+    area = Area(name="a", kind=kind, meters=meters, **overrides)  # type: ignore[arg-type]
+    return Fleet(Scenario(name="t", start=START, area=[area], seed=5))
+
+
+def test_rural_meters_gather_in_hamlets_and_share_a_medium_per_hamlet() -> None:
+    from scipy.spatial import cKDTree  # type: ignore[import-untyped]
+
+    f = _area_fleet(AreaKind.RURAL, 20_000)
+    side = np.sqrt(20_000 / 150.0) * 1000.0
+    assert (f.position_m >= 0).all() and (f.position_m <= side).all()
+    # a mesh only works where its nodes hear each other (150 m): in hamlets a mesh house has
+    # many mesh neighbours; with the same share drawn house by house over an even spread,
+    # about 60 per km2 would be mesh and a house would hear ~4, too few to carry a mesh
+    def mesh_degree(fleet: Fleet) -> float:
+        pts = fleet.position_m[fleet.medium == 0]
+        tree = cKDTree(pts)
+        return float(np.mean([len(x) - 1 for x in tree.query_ball_point(pts[:2_000], 150.0)]))
+
+    assert mesh_degree(f) > 15
+    assert mesh_degree(_area_fleet(AreaKind.RURAL, 20_000, settlement_size=0)) < 6
+    tree = cKDTree(f.position_m)
+    # the mesh's share of meters is kept within one hamlet's worth
+    mesh_share = (f.medium == 0).mean()
+    assert abs(mesh_share - 0.4) < 0.02
+    # a mesh house's nearest neighbour is a mesh house too (media follow hamlets, which
+    # sometimes overlap)
+    _, near = tree.query(f.position_m[f.medium == 0][:500], k=2)
+    assert (f.medium[near[:, 1]] == 0).mean() > 0.8  # 0.4 if drawn house by house
+
+
+def test_towns_are_spread_evenly_with_media_drawn_per_meter() -> None:
+    f = _area_fleet(AreaKind.SUBURBAN, 5_000)
+    counts = np.histogram2d(f.position_m[:, 0], f.position_m[:, 1], bins=5)[0]
+    assert counts.min() > 0.7 * counts.mean()  # no empty patches, unlike hamlets
+    assert abs((f.medium == 0).mean() - 0.95) < 0.02

@@ -129,6 +129,7 @@ def test_every_kind_of_area_has_complete_defaults(kind: AreaKind) -> None:
     defaults = AREA_DEFAULTS[kind]
     assert set(defaults) == {
         "density_per_km2",
+        "settlement_size",
         "media",
         "backhaul",
         "pv_share",

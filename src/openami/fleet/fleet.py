@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from openami.fleet.loadshape import LoadModel, Traits, draw_traits
-from openami.fleet.scenario import Area, AreaKind, Scenario
+from openami.fleet.scenario import MEDIA, Area, AreaKind, Scenario
 from openami.protocols.dlms.security import SuiteZero
 from openami.transport.memory import Address
 
@@ -47,7 +47,6 @@ MANUFACTURER = b"OAM"  # three-letter manufacturer flag at the head of every sys
 DLMS_PORT = 4059
 ADDRESS_BASE = 0x7F010000  # communication unit 1 is 127.1.0.1; the head-end keeps 127.0.0.x
 PROFILE_DAYS = 45  # depth of each meter's load profile buffer
-MEDIA = ("rf_mesh", "star", "plc")
 # AMR profile status bits (DLMS standard meaning)
 STATUS_CLOCK_INVALID = 0x02
 STATUS_POWER_DOWN = 0x80
@@ -122,8 +121,9 @@ class Fleet:
         for k, area in enumerate(scenario.area):
             parts.append(draw_traits(area.meters, rng, area.trait_mix()))
             area_index.append(np.full(area.meters, k, dtype=np.int16))
-            medium.append(_draw_media(area, rng))
-            positions.append(_place(area, rng))
+            area_media, area_positions = _layout(area, rng)
+            medium.append(area_media)
+            positions.append(area_positions)
             separated.append(rng.random(area.meters) < area.separated_share)
         self.traits = Traits.concat(parts)
         self.area = np.concatenate(area_index)
@@ -444,13 +444,65 @@ def _signed_cumsum(values: IntArray, after: BoolArray) -> IntArray:
     return out
 
 
+def _layout(
+    area: Area, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    """Each meter's medium and position (metres) in ``area``."""
+    size = int(area.setting("settlement_size"))
+    if size <= 0:
+        return _draw_media(area, rng), _place(area, rng)
+    return _hamlets(area, size, rng)
+
+
 def _draw_media(area: Area, rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    p = _media_shares(area)
+    return rng.choice(len(MEDIA), size=area.meters, p=p).astype(np.uint8)
+
+
+def _media_shares(area: Area) -> npt.NDArray[np.float64]:
     shares = area.setting("media")
     p = np.array([float(shares.get(m, 0.0)) for m in MEDIA])
-    return rng.choice(len(MEDIA), size=area.meters, p=p / p.sum()).astype(np.uint8)
+    return np.asarray(p / p.sum(), dtype=np.float64)
+
+
+def _side_m(area: Area) -> float:
+    return float(np.sqrt(area.meters / float(area.setting("density_per_km2")))) * 1000.0
 
 
 def _place(area: Area, rng: np.random.Generator) -> npt.NDArray[np.float64]:
     """Meters spread over a square whose side follows from the count and the density."""
-    side_m = float(np.sqrt(area.meters / float(area.setting("density_per_km2")))) * 1000.0
-    return rng.uniform(0.0, side_m, size=(area.meters, 2))
+    return rng.uniform(0.0, _side_m(area), size=(area.meters, 2))
+
+
+# Houses within a hamlet stand about as close as in a village centre (meters per km2).
+VILLAGE_DENSITY_PER_KM2 = 1_000.0
+MESH = MEDIA.index("rf_mesh")
+
+
+def _hamlets(
+    area: Area, size: int, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    """Meters gathered in hamlets scattered over the area's square, the medium chosen per
+    hamlet: the mesh's share goes to the largest hamlets, where houses hear each other, the
+    rest draw from the other media (lone farms end up on the star, not on a mesh of one)."""
+    n = area.meters
+    side = _side_m(area)
+    k = max(1, round(n / size))
+    weight = rng.lognormal(0.0, 0.8, k)  # a few villages, many small hamlets
+    label = rng.choice(k, size=n, p=weight / weight.sum())
+    count = np.bincount(label, minlength=k)
+    centre = rng.uniform(0.0, side, size=(k, 2))
+    sigma = np.sqrt(np.maximum(count, 1) / (2.0 * np.pi * VILLAGE_DENSITY_PER_KM2)) * 1000.0
+    pos = centre[label] + rng.normal(0.0, 1.0, size=(n, 2)) * sigma[label, None]
+    positions = np.clip(pos, 0.0, side)
+
+    p = _media_shares(area)
+    hamlet_medium = np.full(k, MESH, dtype=np.uint8)
+    order = np.argsort(-count, kind="stable")
+    before = np.cumsum(count[order]) - count[order]
+    rest = order[before >= p[MESH] * n]  # hamlets past the mesh's share of meters
+    others = p.copy()
+    others[MESH] = 0.0
+    if rest.size and others.sum() > 0.0:
+        hamlet_medium[rest] = rng.choice(len(MEDIA), size=rest.size, p=others / others.sum())
+    return hamlet_medium[label], positions

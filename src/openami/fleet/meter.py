@@ -1,16 +1,39 @@
-"""What a meter does on the wire: push each interval's entry, answer load-profile reads.
+"""What a meter does on the wire: answer the head-end's requests, one meter at a time.
 
 Both directions are ciphered with the meter's own suite 0 keys (authenticated encryption);
 a request whose invocation counter is not above the last one seen from the head-end is a
-replay and gets no answer, as does one that fails authentication.
+replay and gets no answer, as does one that fails authentication. Nothing in clear text
+reaches a meter.
+
+Two ways in:
+
+- **Pre-established association** (the head-end is known to every meter): requests come at
+  once as general-glo-ciphering. A GET of the load profile by range, the re-collection that
+  dominates traffic, is answered straight from the fleet's columns. Anything else (GET, SET,
+  ACTION of any object, long answers fetched block by block) goes to the meter's full COSEM
+  server, built for that request from the fleet's state and dropped afterwards.
+- **AARQ** (HLS-GMAC, ciphered LN context): an association is opened with the full COSEM
+  server and kept until released, idle for ``idle_s`` or pushed out by newer ones (at most
+  ``max_sessions`` at a time), as a meter's communication unit would.
+
+A meter's state lives in the fleet's columns, not in the server objects: the switch, the
+counters, and every attribute a client wrote (kept per meter and written again into each new
+object model), so a million meters cost nothing until one is spoken to.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 from openami.errors import DecodeError, RemoteProtocolError
 from openami.fleet.fleet import Fleet
+from openami.fleet.meter_model import build_meter_model
+from openami.fleet.meter_services import KeyRing
+from openami.protocols.dlms.acse import Mechanism
 from openami.protocols.dlms.apdu import (
     DataAccessResult,
     GeneralGloCiphering,
@@ -19,7 +42,10 @@ from openami.protocols.dlms.apdu import (
     decode_apdu,
     encode_apdu,
 )
+from openami.protocols.dlms.association import ServerAssociation, ServerSettings
 from openami.protocols.dlms.axdr import Data, DataType, decode_data
+from openami.protocols.dlms.cosem.model import ObjectModel
+from openami.protocols.dlms.cosem.server import CosemSession
 from openami.protocols.dlms.obis import LOAD_PROFILE
 from openami.protocols.dlms.profile import (
     CLASS_PROFILE_GENERIC,
@@ -29,6 +55,7 @@ from openami.protocols.dlms.profile import (
     entry_prefix,
     parse_range_descriptor,
 )
+from openami.protocols.dlms.services import AttributeDescriptor
 from openami.protocols.dlms.wrapper import (
     CLIENT_MANAGEMENT_WPORT,
     METER_MANAGEMENT_WPORT,
@@ -41,6 +68,33 @@ from openami.transport.memory import Datagram
 __all__ = ["MeterServer"]
 
 JST = timezone(timedelta(hours=9))
+AARQ_TAG = 0x60
+
+
+class _RecordingModel(ObjectModel):
+    """An object model that remembers every SET it accepted, for the next model of the meter."""
+
+    def __init__(self, base: ObjectModel, writes: list[tuple[AttributeDescriptor, Data]]) -> None:
+        super().__init__(list(base))
+        for descriptor, value in writes:
+            super().set(descriptor, value)
+        self.writes = writes
+
+    def set(self, d: AttributeDescriptor, value: Data) -> DataAccessResult:
+        result = super().set(d, value)
+        if result is DataAccessResult.SUCCESS:
+            self.writes[:] = [w for w in self.writes if w[0] != d]
+            self.writes.append((d, value))
+        return result
+
+
+class _Session:
+    __slots__ = ("cosem", "pre_established", "used")
+
+    def __init__(self, cosem: CosemSession, pre_established: bool) -> None:
+        self.cosem = cosem
+        self.pre_established = pre_established
+        self.used = time.monotonic()
 
 
 class MeterServer:
@@ -50,10 +104,52 @@ class MeterServer:
     interval; the profile is computed on demand, so no per-meter object outlives a request.
     """
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        client_title: bytes = b"OAMHES01",
+        max_sessions: int = 1_024,
+        idle_s: float = 120.0,
+    ) -> None:
         self.fleet = fleet
+        # the meters' clock: the end of the fleet's last closed interval unless told otherwise
+        self.clock = clock or (
+            lambda: datetime.fromtimestamp(fleet.interval_end(fleet.now), tz=UTC)
+        )
+        self.client_title = client_title
+        self.max_sessions = max_sessions
+        self.idle_s = idle_s
         self._prefix_cache: dict[int, bytes] = {}
+        self._sessions: OrderedDict[int, _Session] = OrderedDict()
+        self._writes: dict[int, list[tuple[AttributeDescriptor, Data]]] = {}
         self.rejected = 0
+        self.models_built = 0
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
+    def model(self, i: int) -> ObjectModel:
+        """Meter ``i``'s full object model, built now from the fleet's state."""
+        f = self.fleet
+        keys = f.identity(i)
+        ring = KeyRing(keys.ek, keys.ak, keys.kek)
+        base = build_meter_model(f, i, self.clock, self.client_title, ring)
+        self.models_built += 1
+        return _RecordingModel(base, self._writes.setdefault(i, []))
+
+    def _settings(self, i: int) -> ServerSettings:
+        f = self.fleet
+        return ServerSettings(
+            f.system_title(i),
+            f.suite(i),
+            Mechanism.HIGH_GMAC,
+            ciphered=True,
+            invocation_counter=int(f.invocation_counter[i]),
+            client_invocation_counter=int(f.last_client_counter[i]),
+        )
 
     def _prefix(self, number: int) -> bytes:
         prefix = self._prefix_cache.get(number)
@@ -77,35 +173,96 @@ class MeterServer:
         i = self.fleet.index_of(datagram.destination)
         return None if i is None else self.handle_for(i, datagram.payload)
 
-    def handle_for(self, i: int, payload: bytes) -> bytes | None:
-        """Answer a request that reached meter ``i``."""
+    def handle_for(self, i: int, payload: bytes, challenge: bytes = b"") -> bytes | None:
+        """Answer a request that reached meter ``i``. ``challenge`` is fresh randomness for
+        HLS when the request is an AARQ (16 random octets when not given)."""
         if not (self.fleet.powered[i]):
             return None  # no power, no answer
         try:
             frame = decode_wrapper(payload)
+        except DecodeError:
+            self.rejected += 1
+            return None
+        self._expire()
+        session = self._sessions.get(i)
+        if frame.apdu[:1] == bytes([AARQ_TAG]):
+            session = _Session(
+                CosemSession(self.model(i), ServerAssociation(self._settings(i))), False
+            )
+            self._keep(i, session)
+            return self._through(i, session, frame, challenge or _challenge())
+        if session is not None:
+            return self._through(i, session, frame, b"")
+        try:
             glo = decode_apdu(frame.apdu)
             if not isinstance(glo, GeneralGloCiphering):
                 raise DecodeError("meters accept only ciphered requests")
             counter, plain = self.fleet.suite(i).unprotect(glo.system_title, glo.ciphered_content)
             if counter <= self.fleet.last_client_counter[i]:
                 raise RemoteProtocolError("replayed request")
-            self.fleet.last_client_counter[i] = counter
             request = decode_apdu(plain)
         except RemoteProtocolError:
             self.rejected += 1
             return None
-        if not isinstance(request, GetRequestNormal):
+        if isinstance(request, GetRequestNormal) and self._is_profile(request):
+            self.fleet.last_client_counter[i] = counter
+            response = encode_apdu(GetResponseNormal(request.invoke_id, self._get(i, request)))
+            return self._seal(i, response, frame.source_wport)
+        # anything else: the full server, under a pre-established association
+        association = ServerAssociation.pre_established(self._settings(i), glo.system_title)
+        session = _Session(CosemSession(self.model(i), association), True)
+        answer = self._through(i, session, frame, b"")
+        if session.cosem.transfer_in_progress:
+            self._keep(i, session)  # the client comes back for the next block
+        return answer
+
+    def _through(
+        self, i: int, session: _Session, frame: WrapperFrame, challenge: bytes
+    ) -> bytes | None:
+        """One APDU through a session with the full server; counters back into the fleet."""
+        association = session.cosem.association
+        try:
+            answer = session.cosem.receive(frame.apdu, challenge)
+        except RemoteProtocolError:
+            self.rejected += 1
+            self._sessions.pop(i, None)
             return None
-        response = encode_apdu(GetResponseNormal(request.invoke_id, self._get(i, request)))
-        return self._seal(i, response, frame.source_wport)
+        finally:
+            own, peer = association.counters
+            f = self.fleet
+            f.invocation_counter[i] = max(int(f.invocation_counter[i]), own)
+            f.last_client_counter[i] = max(int(f.last_client_counter[i]), peer)
+        session.used = time.monotonic()
+        done = association.state.name == "IDLE" or (
+            session.pre_established and not session.cosem.transfer_in_progress
+        )
+        if done:
+            self._sessions.pop(i, None)
+        return encode_wrapper(WrapperFrame(frame.destination_wport, frame.source_wport, answer))
+
+    def _keep(self, i: int, session: _Session) -> None:
+        self._sessions.pop(i, None)
+        self._sessions[i] = session
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+
+    def _expire(self) -> None:
+        cutoff = time.monotonic() - self.idle_s
+        while self._sessions:
+            i, oldest = next(iter(self._sessions.items()))
+            if oldest.used >= cutoff:
+                break
+            del self._sessions[i]
+
+    def _is_profile(self, request: GetRequestNormal) -> bool:
+        return (
+            request.class_id == CLASS_PROFILE_GENERIC
+            and request.instance_id == LOAD_PROFILE.to_bytes()
+            and request.attribute_id == PROFILE_BUFFER_ATTRIBUTE
+            and request.access_selector in (None, SELECTOR_BY_RANGE)
+        )
 
     def _get(self, i: int, request: GetRequestNormal) -> Data | DataAccessResult:
-        if (
-            request.class_id != CLASS_PROFILE_GENERIC
-            or request.instance_id != LOAD_PROFILE.to_bytes()
-            or request.attribute_id != PROFILE_BUFFER_ATTRIBUTE
-        ):
-            return DataAccessResult.OBJECT_UNDEFINED
         step = self.fleet.step_s
         if request.access_selector is None:
             first, last = 0, self.fleet.now
@@ -132,3 +289,7 @@ class MeterServer:
             for k in range(h.numbers.size)
         )
         return Data(DataType.ARRAY, entries)
+
+
+def _challenge() -> bytes:
+    return os.urandom(16)  # HLS needs a challenge no one can predict

@@ -57,9 +57,13 @@ class FaultKind(StrEnum):
 
 
 # Per kind: density (meters per km2), media shares, backhaul, and the trait mix.
+# ``settlement_size`` is the mean number of meters per hamlet where houses gather in hamlets
+# among fields and forest (0: spread evenly, as in towns). Hamlets decide the medium as a
+# whole: the largest get the mesh (their houses hear each other), the rest the other media.
 AREA_DEFAULTS: dict[AreaKind, dict[str, Any]] = {
     AreaKind.DENSE_RESIDENTIAL: {
         "density_per_km2": 8000.0,
+        "settlement_size": 0,
         "media": {"rf_mesh": 0.9, "plc": 0.1},
         "backhaul": "own_fibre",
         "pv_share": 0.08,
@@ -67,6 +71,7 @@ AREA_DEFAULTS: dict[AreaKind, dict[str, Any]] = {
     },
     AreaKind.UNDERGROUND_CITY: {
         "density_per_km2": 30000.0,
+        "settlement_size": 0,
         "media": {"plc": 0.6, "rf_mesh": 0.2, "star": 0.2},
         "backhaul": "own_fibre",
         "pv_share": 0.0,
@@ -74,6 +79,7 @@ AREA_DEFAULTS: dict[AreaKind, dict[str, Any]] = {
     },
     AreaKind.HIGH_RISE: {
         "density_per_km2": 40000.0,
+        "settlement_size": 0,
         "media": {"plc": 0.7, "rf_mesh": 0.3},
         "backhaul": "carrier_fibre",
         "pv_share": 0.01,
@@ -81,6 +87,7 @@ AREA_DEFAULTS: dict[AreaKind, dict[str, Any]] = {
     },
     AreaKind.SUBURBAN: {
         "density_per_km2": 2500.0,
+        "settlement_size": 0,
         "media": {"rf_mesh": 0.95, "star": 0.05},
         "backhaul": "own_fibre",
         "pv_share": 0.18,
@@ -88,6 +95,7 @@ AREA_DEFAULTS: dict[AreaKind, dict[str, Any]] = {
     },
     AreaKind.RURAL: {
         "density_per_km2": 150.0,
+        "settlement_size": 40,
         "media": {"star": 0.6, "rf_mesh": 0.4},
         "backhaul": "lte",
         "pv_share": 0.25,
@@ -95,6 +103,7 @@ AREA_DEFAULTS: dict[AreaKind, dict[str, Any]] = {
     },
     AreaKind.MOUNTAINOUS: {
         "density_per_km2": 30.0,
+        "settlement_size": 15,
         "media": {"star": 0.9, "rf_mesh": 0.1},
         "backhaul": "lte",
         "pv_share": 0.15,
@@ -110,6 +119,7 @@ class Area(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     kind: AreaKind
     meters: Annotated[int, msgspec.Meta(ge=1, le=16_000_000)]
     density_per_km2: Annotated[float, msgspec.Meta(gt=0.0, le=1_000_000.0)] | None = None
+    settlement_size: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     media: dict[str, Share] | None = None
     backhaul: str | None = None
     tariff: str = "jp-residential-tou"

@@ -93,7 +93,7 @@ def town(n: int = 1_500, side: float = 1_500.0, seed: int = 7) -> FloatArray:
 
 def test_hop_count_is_the_fewest_hops_over_the_radio_graph() -> None:
     pos = town()
-    params = MeshParams(radio_range_m=120.0, meters_per_ap=500, max_hops=6)
+    params = MeshParams(radio_range_m=120.0, meters_per_ap=500, max_hops=6, cover_clusters_of=0)
     net = mesh(pos, params, aps=None)
     assert net.n_access_points == 3
     ref = reference_hops(
@@ -102,6 +102,31 @@ def test_hop_count_is_the_fewest_hops_over_the_radio_graph() -> None:
     assert np.array_equal(net.hops, ref)
     assert (net.hops == -1).any()  # max_hops=6 leaves some far corners unreached
     assert (net.hops > 0).mean() > 0.8
+
+
+def test_the_planner_adds_access_points_until_every_cluster_has_a_route() -> None:
+    # hamlets of 40 houses 2 km apart: one access point per 500 meters leaves most unrouted
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(0.0, 20_000.0, (25, 2))
+    pos = np.repeat(centres, 40, axis=0) + rng.normal(0.0, 60.0, (1_000, 2))
+    lone = rng.uniform(0.0, 20_000.0, (3, 2))  # farms alone in the fields: no access point
+    pos = np.vstack([pos, lone])
+    bare = mesh(pos, MeshParams(cover_clusters_of=0), aps=None)
+    planned = mesh(pos, MeshParams(), aps=None)
+    assert (bare.hops > 0).mean() < 0.2
+    # every house that hears a neighbour is routed; a straggler out of range may not be
+    near = cKDTree(pos).query(pos[:1_000], k=2)[0][:, 1]
+    assert (planned.hops[:1_000][near < 150.0] > 0).all()
+    assert 25 <= planned.n_access_points <= 25 + bare.n_access_points
+    # the lone farms are below the cluster threshold and stay unrouted
+    assert (planned.hops[1_000:] == -1).all()
+
+
+def test_access_points_given_by_a_planner_are_kept_as_they_are() -> None:
+    pos = line(30, spacing=100.0)
+    net = mesh(pos, MeshParams(max_hops=3), aps=np.array([[0.0, 0.0]]))
+    assert net.n_access_points == 1
+    assert (net.hops == -1).sum() > 0
 
 
 def test_further_from_the_access_point_means_more_hops() -> None:

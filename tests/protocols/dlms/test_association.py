@@ -264,3 +264,13 @@ def test_any_sequence_of_client_actions_keeps_both_sides_consistent(steps: list[
         # the server never counts a client as associated unless the client thinks so too
         if server.state is AssociationState.ASSOCIATED:
             assert client.state in (AssociationState.ASSOCIATED, AssociationState.RELEASING)
+
+
+def test_a_pre_established_association_must_be_ciphered() -> None:
+    with pytest.raises(LocalProtocolError, match="ciphered"):
+        ServerAssociation.pre_established(ServerSettings(METER), HES)
+    server = ServerAssociation.pre_established(
+        ServerSettings(METER, SuiteZero(EK, AK), ciphered=True, client_invocation_counter=7), HES
+    )
+    assert server.state is AssociationState.ASSOCIATED
+    assert server.counters == (0, 7)  # counters carry on from the settings

@@ -21,6 +21,8 @@ import math
 
 import msgspec
 import numpy as np
+from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
 from openami.fleet.network.base import (
@@ -81,6 +83,10 @@ class MeshParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     meters_per_ap: int = 500
     # Longest route allowed; nodes farther away in hops count as unreachable.
     max_hops: int = 12
+    # Planning: after placing access points by count, add one (or more, ``meters_per_ap``
+    # each) to every cluster of at least this many meters that still has no route, as a
+    # planner would for a hamlet beyond radio range. 0 leaves the first placement alone.
+    cover_clusters_of: int = 5
 
     def __post_init__(self) -> None:
         for name in ("radio_range_m", "ap_bandwidth_bps"):
@@ -91,6 +97,7 @@ class MeshParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         check_count("MeshParams", "retries", self.retries, 0)
         for name in ("frame_bytes", "meters_per_ap", "max_hops"):
             check_count("MeshParams", name, getattr(self, name), 1)
+        check_count("MeshParams", "cover_clusters_of", self.cover_clusters_of, 0)
 
 
 class Routes:
@@ -241,10 +248,40 @@ class MeshNetwork(NetworkBase):
             sites = place_sites(pos, k, rng)
         else:
             sites = check_positions(access_points_m, "access_points_m")
+        self.routes = self._route(sites)
+        if access_points_m is None and params.cover_clusters_of > 0:
+            for _ in range(3):  # a new access point can leave a far tail beyond max_hops
+                extra = self._sites_for_unrouted(rng)
+                if extra.shape[0] == 0:
+                    break
+                sites = np.vstack([sites, extra])
+                self.routes = self._route(sites)
         self.access_points_m = sites
-        self.routes = Routes(
-            np.vstack([pos, sites]), sites.shape[0], params.radio_range_m, params.max_hops
+
+    def _route(self, sites: FloatArray) -> Routes:
+        p = self.params
+        points = np.vstack([self.positions_m, sites])
+        return Routes(points, sites.shape[0], p.radio_range_m, p.max_hops)
+
+    def _sites_for_unrouted(self, rng: np.random.Generator) -> FloatArray:
+        """Access points for the clusters of meters (connected over the radio range) that no
+        route reaches: ``meters_per_ap`` per site, none for clusters under the threshold."""
+        p = self.params
+        lost = np.flatnonzero(self.routes.hop[: self.n_meters] < 0)
+        if lost.size < p.cover_clusters_of:
+            return np.zeros((0, 2))
+        pts = self.positions_m[lost]
+        pairs = cKDTree(pts).query_pairs(p.radio_range_m, output_type="ndarray")
+        graph = coo_matrix(
+            (np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(lost.size, lost.size)
         )
+        n_parts, label = connected_components(graph, directed=False)
+        size = np.bincount(label, minlength=n_parts)
+        out = [
+            place_sites(pts[label == c], math.ceil(size[c] / p.meters_per_ap), rng)
+            for c in np.flatnonzero(size >= p.cover_clusters_of).tolist()
+        ]
+        return np.vstack(out) if out else np.zeros((0, 2))
 
     @property
     def n_access_points(self) -> int:

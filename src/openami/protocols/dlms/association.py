@@ -191,6 +191,27 @@ class ServerAssociation:
         self._stoc = b""
         self._last_counters = (settings.invocation_counter, settings.client_invocation_counter)
 
+    @classmethod
+    def pre_established(cls, settings: ServerSettings, client_title: bytes) -> ServerAssociation:
+        """An association that exists without an AARQ (a pre-established association): the
+        server already knows the client, so services come at once, ciphered with the global
+        key as general-glo-ciphering from ``client_title``; counters continue from
+        ``settings``. Only ciphered settings qualify: nothing in clear text reaches a meter."""
+        if not settings.ciphered or settings.suite is None:
+            raise LocalProtocolError("a pre-established association must be ciphered")
+        association = cls(settings)
+        association._cipher = _Cipher(
+            settings.suite,
+            settings.system_title,
+            client_title,
+            settings.invocation_counter,
+            settings.client_invocation_counter,
+        )
+        association.conformance = settings.conformance
+        association.client_max_pdu = settings.max_receive_pdu_size
+        association.state = S.ASSOCIATED
+        return association
+
     def receive(self, data: bytes, challenge: bytes = b"") -> Reply | ServiceIndication:
         """Handle one APDU from the client. ``challenge`` is fresh randomness (8..64 octets)
         used as StoC when the AARQ asks for HLS."""

@@ -60,6 +60,11 @@ class CosemSession:
         self._inbound_data = bytearray()
         self._inbound_number = 0
 
+    @property
+    def transfer_in_progress(self) -> bool:
+        """A long GET is being fetched block by block, or a SET/ACTION arriving in blocks."""
+        return bool(self._blocks) or self._inbound is not None
+
     def receive(self, data: bytes, challenge: bytes = b"") -> bytes:
         event = self.association.receive(data, challenge)
         if isinstance(event, Reply):
