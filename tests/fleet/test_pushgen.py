@@ -82,17 +82,24 @@ def test_interval_rows_are_byte_for_byte_the_general_codec(fleet: Fleet) -> None
 
 def test_utility_rows_are_byte_for_byte_the_general_codec(fleet: Fleet) -> None:
     encoder = PushEncoder(fleet)
-    fleet.advance()
-    values = fleet.advance()  # on the hour: gas and water indexes moved
     meters = fleet.utility_meters
     assert meters.size >= 2
-    rows = encoder.utilities(meters, values.number, fleet.gas_index, fleet.water_index)
+    wrong = int(meters[1])
+    fleet.advance()
+    fleet.set_clock_error(_meters(wrong), 3600.0)  # an hour ahead: two intervals
+    values = fleet.advance()  # on the hour: gas and water indexes moved
+    rows = encoder.utilities(values, meters, fleet.gas_index, fleet.water_index)
     assert rows.shape[0] == meters.size
     for row, i in zip(rows, meters.tolist(), strict=True):
+        # stamped and flagged like the same meter's interval push
+        late = i == wrong
+        stamp = values.number + (2 if late else 0)
+        status = STATUS_CLOCK_INVALID if late else 0
         body = encode_utility_entry(
-            _end(fleet, values.number), 0, int(fleet.gas_index[i]), int(fleet.water_index[i])
+            _end(fleet, stamp), status, int(fleet.gas_index[i]), int(fleet.water_index[i])
         )
-        assert bytes(row) == _sealed(fleet, i, 1, body, values.number & 0xFFFFFF)
+        assert bytes(row) == _sealed(fleet, i, 1, body, values.number & 0xFFFFFF), i
+    assert int(values.status[wrong]) == STATUS_CLOCK_INVALID
 
 
 def test_event_push_is_the_general_codec(fleet: Fleet) -> None:
@@ -108,7 +115,7 @@ def test_invocation_counters_advance_per_meter(fleet: Fleet) -> None:
     values = fleet.advance()
     encoder.intervals(values, _meters(1, 2))
     encoder.intervals(values, _meters(2, 9))
-    encoder.utilities(_meters(9), values.number, fleet.gas_index, fleet.water_index)
+    encoder.utilities(values, _meters(9), fleet.gas_index, fleet.water_index)
     encoder.event(1, START, EventCode.POWER_UP, 0)
     expected = np.zeros(fleet.n, dtype=np.int64)
     expected[[1, 2, 9]] = [2, 2, 2]
@@ -143,7 +150,7 @@ def test_the_head_end_reads_every_kind_of_push(fleet: Fleet) -> None:
     assert set(reads.interval_end) == {end}
 
     utility = fleet.utility_meters
-    rows = encoder.utilities(utility, values.number, fleet.gas_index, fleet.water_index)
+    rows = encoder.utilities(values, utility, fleet.gas_index, fleet.water_index)
     for i, row in zip(utility.tolist(), rows, strict=True):
         ingest.receive(Datagram(bytes(row), fleet.address(i), HES))
     reads = ingest.reads.take()

@@ -4,7 +4,8 @@ from collections import Counter
 
 import numpy as np
 
-from openami.bus.contract import ReadSource
+from openami.bus.contract import Channel, ReadSource
+from openami.fleet.fleet import STATUS_CLOCK_INVALID
 from openami.fleet.scenario import Fault, FaultKind
 from openami.fleet.simulator import FleetSimulator
 from tests.fleet.sim_support import START, Arrival, World, arrivals, minutes, scenario
@@ -69,6 +70,67 @@ def test_utility_pushes_follow_their_meters_interval_push() -> None:
     for a in got:
         if a.kind == "utility":
             assert a.arrive_s > sent[a.meter]
+
+
+def test_pushes_and_delivered_count_the_same_datagrams_events_too() -> None:
+    faults = (
+        Fault(kind=FaultKind.OUTAGE, at=minutes(40), area="hills", duration_minutes=60),
+        Fault(kind=FaultKind.TAMPER_COVER, at=minutes(70), share=0.05),
+        # the town loses most of what it sends from 02:00 to 03:00, events and pushes alike
+        Fault(kind=FaultKind.JAMMING, at=minutes(120), area="town", duration_minutes=60),
+        Fault(kind=FaultKind.TAMPER_MAGNETIC, at=minutes(130), area="town", share=0.2),
+    )
+    world = World.of(*faults)
+    sim, fleet = world.sim, world.sim.fleet
+    seen: Counter[str] = Counter()
+    lost_in_all = 0
+    for _ in range(7):  # intervals ending 00:30 .. 03:30
+        sent, arrived = sim.sent_by_group.total(), sim.delivered_by_group.total()
+        report, got = world.step()
+        # what the network models were handed and what they lost, by their own count
+        lost = (sim.sent_by_group.total() - sent) - (sim.delivered_by_group.total() - arrived)
+        assert report.delivered == len(got) <= report.pushes
+        assert report.pushes == len(got) + lost == sim.sent_by_group.total() - sent
+        events = sum(report.events[k] for k in report.events if k != "jamming:start")
+        on_hour = sim.now_s % 3600 == 0
+        powered = int(fleet.powered.sum())
+        utility = int(fleet.powered[fleet.utility_meters].sum()) if on_hour else 0
+        assert report.pushes == powered + utility + events, report.number
+        seen.update(a.kind for a in got)
+        lost_in_all += lost
+    assert seen["event"] > 0 and seen["utility"] > 0 and lost_in_all > 0
+    # every datagram the step returned was one the head-end could read
+    assert world.ingest.rejected.total() == 0
+    assert world.ingest.accepted.total() == sum(len(got) for _, got in world.steps)
+
+
+def test_gas_and_water_carry_the_status_of_the_meters_interval_push() -> None:
+    fault = Fault(
+        kind=FaultKind.CLOCK_ERROR, at=minutes(70), area="hills", share=0.5, offset_s=3600.0
+    )
+    world = World.of(fault)
+    fleet = world.sim.fleet
+    wrong = {int(i) for i in world.sim.plan.actions[0].meters}
+    utility = {int(i) for i in fleet.utility_meters}
+    assert wrong & utility and utility - wrong
+    world.run(2)  # 00:30, 01:00: before the fault, nothing is flagged
+    assert set(world.ingest.reads.take().status) == {0}
+    world.run(2)  # 01:30, 02:00: the clocks went an hour ahead at 01:10
+    reads = world.ingest.reads.take()
+    entries = list(
+        zip(reads.meter_id, reads.channel, reads.interval_end, reads.status, strict=True)
+    )
+    gas_water = {Channel.GAS_INDEX, Channel.WATER_INDEX}
+    two = fleet.interval_end(fleet.now)
+    for i in utility:
+        mine = [(c, t, s) for m, c, t, s in entries if m == i + 1]
+        pushed = {(t, s) for c, t, s in mine if c not in gas_water and t in (two, two + 3600)}
+        hourly = {(t, s) for c, t, s in mine if c in gas_water}
+        # one hourly entry, stamped and flagged like the 02:00 interval push
+        assert len(pushed) == len(hourly) == 1, i
+        assert hourly == pushed, i
+        expected = (two + 3600, STATUS_CLOCK_INVALID) if i in wrong else (two, 0)
+        assert hourly == {expected}, i
 
 
 def test_jamming_lowers_delivery_only_in_its_area_and_window() -> None:

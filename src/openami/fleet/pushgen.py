@@ -38,47 +38,31 @@ JST = timezone(timedelta(hours=9))
 U8 = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
 
-_INTERVAL_PLAIN = np.dtype(
-    [
-        ("tag", "u1"),
-        ("invoke", ">u4"),
-        ("no_time", "u1"),
-        ("structure", "u1"),
-        ("count", "u1"),
-        ("octets", "u1"),
-        ("size", "u1"),
-        ("clock", "S12"),
-        ("t_status", "u1"),
-        ("status", "u1"),
-        ("t_imp_reg", "u1"),
-        ("imp_reg", ">u4"),
-        ("t_exp_reg", "u1"),
-        ("exp_reg", ">u4"),
-        ("t_imp", "u1"),
-        ("imp", ">u4"),
-        ("t_exp", "u1"),
-        ("exp", ">u4"),
-    ]
-)
-_UTILITY_PLAIN = np.dtype(
-    [
-        ("tag", "u1"),
-        ("invoke", ">u4"),
-        ("no_time", "u1"),
-        ("structure", "u1"),
-        ("count", "u1"),
-        ("octets", "u1"),
-        ("size", "u1"),
-        ("clock", "S12"),
-        ("t_status", "u1"),
-        ("status", "u1"),
-        ("t_gas", "u1"),
-        ("gas", ">u4"),
-        ("t_water", "u1"),
-        ("water", ">u4"),
-    ]
-)
-_HEADER = 8 + 10 + 1 + 5  # wrapper, glo tag + title, content length, SC + IC
+# data-notification header and the entry's first two values (clock, AMR status), common to
+# the interval and co-metering pushes; each then appends its own double-long-unsigned values
+_PLAIN_HEAD: list[tuple[str, str]] = [
+    ("tag", "u1"),
+    ("invoke", ">u4"),
+    ("no_time", "u1"),
+    ("structure", "u1"),
+    ("count", "u1"),
+    ("octets", "u1"),
+    ("size", "u1"),
+    ("clock", "S12"),
+    ("t_status", "u1"),
+    ("status", "u1"),
+]
+
+
+def _plain(*values: str) -> np.dtype[np.void]:
+    """The plaintext layout of a push whose entry ends with ``values`` (each a tagged
+    double-long-unsigned: a ``t_<name>`` tag octet, then the big-endian value)."""
+    tail = [field for name in values for field in ((f"t_{name}", "u1"), (name, ">u4"))]
+    return np.dtype(_PLAIN_HEAD + tail)
+
+
+_INTERVAL_PLAIN = _plain("imp_reg", "exp_reg", "imp", "exp")
+_UTILITY_PLAIN = _plain("gas", "water")
 
 
 class PushEncoder:
@@ -114,39 +98,49 @@ class PushEncoder:
 
     def intervals(self, values: IntervalValues, meters: IntArray) -> U8:
         """The interval pushes of ``meters`` for ``values``: one 80-octet row each."""
-        plain = np.zeros(meters.shape[0], dtype=_INTERVAL_PLAIN)
+        return self._entries(
+            _INTERVAL_PLAIN,
+            values,
+            meters,
+            {
+                "imp_reg": values.import_register,
+                "exp_reg": values.export_register,
+                "imp": values.import_wh,
+                "exp": values.export_wh,
+            },
+        )
+
+    def utilities(
+        self, values: IntervalValues, meters: IntArray, gas_index: IntArray, water_index: IntArray
+    ) -> U8:
+        """Co-metering pushes (gas and water indexes, litres) of ``meters`` at the end of the
+        interval of ``values``, with the status each meter gives that interval (a meter whose
+        clock is wrong says so here too); the index columns are per meter, fleet-wide."""
+        return self._entries(
+            _UTILITY_PLAIN, values, meters, {"gas": gas_index, "water": water_index}
+        )
+
+    def _entries(
+        self,
+        layout: np.dtype[np.void],
+        values: IntervalValues,
+        meters: IntArray,
+        columns: dict[str, IntArray],
+    ) -> U8:
+        """One sealed push per meter: its clock at the end of the interval, its status for
+        the interval, then ``columns`` (fleet-wide, in ``layout``'s order) as
+        double-long-unsigned values."""
+        plain = np.zeros(meters.shape[0], dtype=layout)
         plain["tag"] = 0x0F
         plain["invoke"] = values.number & 0xFFFFFF
-        plain["structure"], plain["count"] = DataType.STRUCTURE, 6
+        plain["structure"], plain["count"] = DataType.STRUCTURE, 2 + len(columns)
         plain["octets"], plain["size"] = DataType.OCTET_STRING, 12
         plain["clock"] = self._stamps(meters, values.number)
         plain["t_status"] = DataType.UNSIGNED
         plain["status"] = values.status[meters]
-        for tag, field, column in (
-            ("t_imp_reg", "imp_reg", values.import_register),
-            ("t_exp_reg", "exp_reg", values.export_register),
-            ("t_imp", "imp", values.import_wh),
-            ("t_exp", "exp", values.export_wh),
-        ):
-            plain[tag] = DataType.DOUBLE_LONG_UNSIGNED
-            plain[field] = column[meters] & 0xFFFFFFFF
-        return self.seal(meters, plain.view(np.uint8).reshape(meters.shape[0], -1))
-
-    def utilities(
-        self, meters: IntArray, number: int, gas_index: IntArray, water_index: IntArray
-    ) -> U8:
-        """Co-metering pushes (gas and water indexes, litres) of ``meters`` at the end of
-        interval ``number``; the index columns are per meter, fleet-wide."""
-        plain = np.zeros(meters.shape[0], dtype=_UTILITY_PLAIN)
-        plain["tag"] = 0x0F
-        plain["invoke"] = number & 0xFFFFFF
-        plain["structure"], plain["count"] = DataType.STRUCTURE, 4
-        plain["octets"], plain["size"] = DataType.OCTET_STRING, 12
-        plain["clock"] = self._stamps(meters, number)
-        plain["t_status"] = DataType.UNSIGNED
-        plain["t_gas"] = plain["t_water"] = DataType.DOUBLE_LONG_UNSIGNED
-        plain["gas"] = gas_index[meters] & 0xFFFFFFFF
-        plain["water"] = water_index[meters] & 0xFFFFFFFF
+        for name, column in columns.items():
+            plain[f"t_{name}"] = DataType.DOUBLE_LONG_UNSIGNED
+            plain[name] = column[meters] & 0xFFFFFFFF
         return self.seal(meters, plain.view(np.uint8).reshape(meters.shape[0], -1))
 
     def seal(self, meters: IntArray, plain: U8) -> U8:

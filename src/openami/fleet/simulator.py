@@ -70,6 +70,11 @@ class Outgoing:
 
 @dataclass
 class StepReport:
+    """One interval's traffic. ``pushes`` and ``delivered`` count the same datagrams (interval
+    and co-metering pushes, and events): the first as they left the meters, the second those
+    of them that reached the head-end (the rows of ``step()``'s ``Outgoing``); the network
+    lost the difference."""
+
     number: int  # the interval just closed
     pushes: int = 0  # left the meters
     delivered: int = 0  # reached the head-end
@@ -179,36 +184,55 @@ class FleetSimulator:
         )
         send_s = end_s - offset + spread
         load_w = (values.import_wh[meters] * (3600.0 / f.step_s)).astype(np.float64)
-        out.append(self._send(meters, send_s, self.encoder.intervals(values, meters), load_w))
-        report.pushes += int(meters.size)
+        rows = self.encoder.intervals(values, meters)
+        out.append(self._send(report, meters, send_s, rows, load_w))
         if end_s % 3600 == 0:  # gas and water indexes once an hour
             utility = f.utility_meters[f.powered[f.utility_meters]]
             if utility.size:
-                rows = self.encoder.utilities(utility, number, f.gas_index, f.water_index)
+                # with the status of the same meter's interval push (clock invalid, say)
+                rows = self.encoder.utilities(values, utility, f.gas_index, f.water_index)
                 # right after the same meter's interval push, spread the same way
                 at = send_s[np.searchsorted(meters, utility)] + 1.0
-                out.append(self._send(utility, at, rows))
-                report.pushes += int(utility.size)
-        report.delivered = sum(len(o) for o in out)
+                out.append(self._send(report, utility, at, rows))
         return out, report
+
+    def _push(
+        self,
+        report: StepReport,
+        meters: IntArray,
+        send_s: FloatArray,
+        load_w: FloatArray | None = None,
+    ) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+        """One datagram from each of ``meters`` into the network, counted in ``report`` as
+        it leaves and, where it is not lost, as it arrives."""
+        delivered, latency = self._transmit(meters, send_s, load_w)
+        report.pushes += int(meters.size)
+        report.delivered += int(delivered.sum())
+        return delivered, latency
 
     def _send(
         self,
+        report: StepReport,
         meters: IntArray,
         send_s: FloatArray | float,
         rows: U8,
         load_w: FloatArray | None = None,
     ) -> Outgoing:
         send = np.broadcast_to(np.asarray(send_s, dtype=np.float64), meters.shape)
-        delivered, latency = self._transmit(meters, send, load_w)
+        delivered, latency = self._push(report, meters, send, load_w)
         return Outgoing(send[delivered] + latency[delivered], meters[delivered], rows[delivered])
 
     def _events(
-        self, meters: IntArray, at_s: float, code: EventCode, values: IntArray | None = None
+        self,
+        report: StepReport,
+        meters: IntArray,
+        at_s: float,
+        code: EventCode,
+        values: IntArray | None = None,
     ) -> Outgoing:
         moment = datetime.fromtimestamp(at_s, tz=UTC)
         send = np.full(meters.shape, at_s)
-        delivered, latency = self._transmit(meters, send)
+        delivered, latency = self._push(report, meters, send)
         chosen = np.flatnonzero(delivered)
         value = self.fleet.import_register[meters] if values is None else values
         datagrams = [
@@ -223,31 +247,36 @@ class FleetSimulator:
         report.events[f"{kind.value}:{'start' if action.starting else 'end'}"] += int(m.size)
         if kind is FaultKind.OUTAGE:
             if action.starting:
-                last_gasp = self._events(m, at, EventCode.POWER_DOWN)  # sent before it dies
+                # sent before it dies
+                last_gasp = self._events(report, m, at, EventCode.POWER_DOWN)
                 f.set_power(m, False)
                 self._fail(m, True)
                 return last_gasp
             f.set_power(m, True)
             self._fail(m, False)
-            return self._events(m, at, EventCode.POWER_UP)
+            return self._events(report, m, at, EventCode.POWER_UP)
         if kind is FaultKind.NODE_FAILURE:
             self._fail(m, action.starting)
             return None
         if kind is FaultKind.TAMPER_COVER:
-            return self._events(m, at, EventCode.TERMINAL_COVER_OPENED)
+            return self._events(report, m, at, EventCode.TERMINAL_COVER_OPENED)
         if kind is FaultKind.TAMPER_MAGNETIC:
-            return self._events(m, at, EventCode.STRONG_MAGNETIC_FIELD)
+            return self._events(report, m, at, EventCode.STRONG_MAGNETIC_FIELD)
         if kind is FaultKind.CLOCK_ERROR:
             f.set_clock_error(m, action.fault.offset_s)
-            return self._events(m, at, EventCode.CLOCK_ERROR)
+            return self._events(report, m, at, EventCode.CLOCK_ERROR)
         if kind is FaultKind.REVERSE_FLOW:
             no_pv = m[f.traits.pv_kw[m] == 0]
             f.set_reverse_flow(no_pv, action.starting)
-            return self._events(no_pv, at, EventCode.REVERSE_FLOW) if action.starting else None
+            if not action.starting:
+                return None
+            return self._events(report, no_pv, at, EventCode.REVERSE_FLOW)
         if kind is FaultKind.COMM_UNIT_SWAP:
             swapped = m[f.separated[m]]
             f.swap_comm_unit(swapped)
-            return self._events(swapped, at, EventCode.COMM_UNIT_REPLACED, f.comm_unit[swapped])
+            return self._events(
+                report, swapped, at, EventCode.COMM_UNIT_REPLACED, f.comm_unit[swapped]
+            )
         return None
 
     # -- requests from the head-end ------------------------------------------------------
