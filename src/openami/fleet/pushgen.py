@@ -24,6 +24,7 @@ from openami.protocols.dlms.apdu import GeneralGloCiphering, encode_apdu
 from openami.protocols.dlms.axdr import DataType, encode_data
 from openami.protocols.dlms.cosem_datetime import encode_datetime
 from openami.protocols.dlms.notification import encode_event
+from openami.protocols.dlms.push_layout import INTERVAL_PLAIN, UTILITY_PLAIN
 from openami.protocols.dlms.security import SC_AUTHENTICATED_ENCRYPTED, TAG_LEN
 from openami.protocols.dlms.wrapper import (
     CLIENT_MANAGEMENT_WPORT,
@@ -38,31 +39,7 @@ JST = timezone(timedelta(hours=9))
 U8 = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
 
-# data-notification header and the entry's first two values (clock, AMR status), common to
-# the interval and co-metering pushes; each then appends its own double-long-unsigned values
-_PLAIN_HEAD: list[tuple[str, str]] = [
-    ("tag", "u1"),
-    ("invoke", ">u4"),
-    ("no_time", "u1"),
-    ("structure", "u1"),
-    ("count", "u1"),
-    ("octets", "u1"),
-    ("size", "u1"),
-    ("clock", "S12"),
-    ("t_status", "u1"),
-    ("status", "u1"),
-]
-
-
-def _plain(*values: str) -> np.dtype[np.void]:
-    """The plaintext layout of a push whose entry ends with ``values`` (each a tagged
-    double-long-unsigned: a ``t_<name>`` tag octet, then the big-endian value)."""
-    tail = [field for name in values for field in ((f"t_{name}", "u1"), (name, ">u4"))]
-    return np.dtype(_PLAIN_HEAD + tail)
-
-
-_INTERVAL_PLAIN = _plain("imp_reg", "exp_reg", "imp", "exp")
-_UTILITY_PLAIN = _plain("gas", "water")
+_INTERVAL_PLAIN, _UTILITY_PLAIN = INTERVAL_PLAIN, UTILITY_PLAIN
 
 
 class PushEncoder:

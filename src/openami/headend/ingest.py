@@ -71,9 +71,7 @@ class ReadColumns:
         self.source += (source,) * 4
         self.status += (entry.status,) * 4
 
-    def add_utility(
-        self, meter_id: int, time: int, status: int, gas_l: int, water_l: int
-    ) -> None:
+    def add_utility(self, meter_id: int, time: int, status: int, gas_l: int, water_l: int) -> None:
         """Co-metered gas and water indexes at ``time`` (the end of an hour)."""
         self.meter_id += (meter_id, meter_id)
         self.channel += (Channel.GAS_INDEX, Channel.WATER_INDEX)
@@ -134,29 +132,41 @@ class Ingest:
             outer = decode_apdu(frame.apdu)
             if not isinstance(outer, GeneralGloCiphering):
                 raise SecurityError("clear-text APDU refused on Route A")
-            meter, plain = self.keys.open(outer.system_title, outer.ciphered_content)
-            if meter.address != datagram.source:
+            meter, plain, newest = self.keys.open_fresh(outer.system_title, outer.ciphered_content)
+            if newest and meter.address != datagram.source:
                 # the key proved who sent it (and the counter that it is fresh): the meter
                 # has a new communication unit, so requests go to its new address from now on
                 self.accepted["address_changed"] += 1
                 meter.address = datagram.source
+        except SecurityError as exc:
+            self.rejected["security"] += 1
+            log.info("rejected datagram", extra={"fields": {"reason": str(exc)}})
+            return
+        except RemoteProtocolError as exc:
+            self._refused(exc)
+            return
+        self.opened(meter.meter_id, plain)
+
+    def opened(self, meter_id: int, plain: bytes) -> None:
+        """Take the plaintext of an authenticated, fresh datagram from meter ``meter_id``."""
+        try:
             fast = decode_push_fast(plain)
             if fast is not None:  # the common case, decoded in one step
-                self.reads.add(meter.meter_id, fast, ReadSource.PUSH)
+                self.reads.add(meter_id, fast, ReadSource.PUSH)
                 self.accepted["push"] += 1
                 return
             apdu = decode_apdu(plain)
             if isinstance(apdu, DataNotification):
-                self._notification(meter.meter_id, apdu)
+                self._notification(meter_id, apdu)
             elif isinstance(apdu, GetResponseNormal):
-                entries = self.on_response(meter.meter_id, apdu) if self.on_response else None
+                entries = self.on_response(meter_id, apdu) if self.on_response else None
                 if entries is None:
                     # an answer to a request already answered or given up (retries cross
                     # late answers): verified, so not an attack, but nothing to read
                     self.rejected["unsolicited"] += 1
                     return
                 for entry in entries:
-                    self.reads.add(meter.meter_id, entry, ReadSource.RECOLLECT)
+                    self.reads.add(meter_id, entry, ReadSource.RECOLLECT)
                 self.accepted["response"] += 1
             else:
                 raise DecodeError(f"unexpected {type(apdu).__name__} from a meter")
@@ -164,11 +174,13 @@ class Ingest:
             self.rejected["security"] += 1
             log.info("rejected datagram", extra={"fields": {"reason": str(exc)}})
         except RemoteProtocolError as exc:
-            self.rejected["decode"] += 1
-            if len(self.decode_samples) < 8:
-                self.decode_samples.append(str(exc))
-            log.info("rejected datagram", extra={"fields": {"reason": str(exc)}})
+            self._refused(exc)
 
+    def _refused(self, exc: RemoteProtocolError) -> None:
+        self.rejected["decode"] += 1
+        if len(self.decode_samples) < 8:
+            self.decode_samples.append(str(exc))
+        log.info("rejected datagram", extra={"fields": {"reason": str(exc)}})
 
     def _notification(self, meter_id: int, apdu: DataNotification) -> None:
         kind = notification_kind(apdu.body)

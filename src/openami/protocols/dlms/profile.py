@@ -37,6 +37,7 @@ __all__ = [
     "decode_push_fast",
     "encode_entry",
     "entry_prefix",
+    "interval_end_of",
     "parse_range_descriptor",
     "range_descriptor",
 ]
@@ -111,7 +112,8 @@ def encode_entry(
 _datetime_cache: dict[bytes, int] = {}
 
 
-def _interval_end(raw: bytes) -> int:
+def interval_end_of(raw: bytes) -> int:
+    """Unix seconds of a profile entry's clock value (12-octet COSEM date-time)."""
     # Every meter reports the same few interval ends, so decoded values are memoised.
     cached = _datetime_cache.get(raw)
     if cached is None:
@@ -131,7 +133,7 @@ def decode_entry(item: Data) -> ProfileEntry:
         if element.type is not expected:
             raise DecodeError(f"profile entry holds {element.type.name}, expected {expected.name}")
     return ProfileEntry(
-        _interval_end(values[0].value),
+        interval_end_of(values[0].value),
         values[1].value,
         values[2].value,
         values[3].value,
@@ -174,7 +176,7 @@ def decode_push_fast(plain: bytes) -> ProfileEntry | None:
         t5,
     ) != _PUSH_VALUE_TAGS:
         return None
-    return ProfileEntry(_interval_end(clock), status, imp_reg, exp_reg, imp, exp)
+    return ProfileEntry(interval_end_of(clock), status, imp_reg, exp_reg, imp, exp)
 
 
 def decode_entries(item: Data) -> list[ProfileEntry]:
@@ -220,4 +222,4 @@ def parse_range_descriptor(item: Data) -> tuple[int, int]:
     for bound in (start, end):
         if bound.type is not DataType.OCTET_STRING or len(bound.value) != 12:
             raise DecodeError("range bound is not a 12-octet date-time")
-    return _interval_end(start.value), _interval_end(end.value)
+    return interval_end_of(start.value), interval_end_of(end.value)
