@@ -25,8 +25,9 @@ from openami.bus.memory import MemoryBus
 from openami.headend.collection import Collector
 from openami.headend.ingest import Ingest
 from openami.headend.keystore import KeyStore
-from openami.transport.memory import Address, Datagram
-from openami.transport.udp_batch import BatchUdpSocket, int_to_ip, ip_to_int
+from openami.headend.push_batch import PushBatchIngest
+from openami.transport.memory import Address
+from openami.transport.udp_batch import BatchUdpSocket, ip_to_int
 
 __all__ = ["HeadEndStats", "UdpHeadEnd", "UdpSender"]
 
@@ -70,19 +71,13 @@ class UdpHeadEnd:
         self.bus = bus
         self.address = sock.address
         self.ingest = Ingest(keys)
+        self.pushes = PushBatchIngest(keys, self.ingest)
         self.collector = Collector(keys, UdpSender(sock), self.address)
         self.ingest.on_response = self.collector.on_response
         self._collect = bus.subscribe(SUBJECT_COLLECT)
         self.stats = HeadEndStats()
-        self._ip_text: dict[int, str] = {}
         self._last_flush = time.monotonic()
         self._last_retry = time.monotonic()
-
-    def _source(self, ip: int, port: int) -> Address:
-        text = self._ip_text.get(ip)
-        if text is None:
-            text = self._ip_text[ip] = int_to_ip(ip)
-        return (text, port)
 
     def poll(self, timeout: float = 0.1, max_batches: int = 64) -> int:
         """Take what has arrived (waiting up to ``timeout`` for the first datagram), ingest
@@ -95,13 +90,8 @@ class UdpHeadEnd:
             if not len(batch):
                 break
             taken += len(batch)
-            receive = self.ingest.receive
-            here = self.address
-            for payload, ip, port in zip(
-                batch.payloads, batch.source_ip.tolist(), batch.source_port.tolist(), strict=True
-            ):
-                receive(Datagram(payload, self._source(ip, port), here))
-            if len(self.ingest.reads) >= FLUSH_READS:
+            self.pushes.receive(batch.payloads, batch.source_ip, batch.source_port, self.address)
+            if len(self.pushes) >= FLUSH_READS:
                 self.flush()
         self.stats.datagrams += taken
         now = time.monotonic()
@@ -122,9 +112,8 @@ class UdpHeadEnd:
     def flush(self) -> None:
         """Publish what was read since the last flush."""
         self._last_flush = time.monotonic()
-        reads = self.ingest.reads
-        if len(reads):
-            batch = reads.take()
+        batch = self.pushes.take()
+        if batch is not None:
             ends = batch.interval_end
             lo, hi = min(ends), max(ends)
             s = self.stats

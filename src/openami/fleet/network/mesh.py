@@ -49,7 +49,7 @@ from openami.fleet.network.wan import (
     monthly_mb,
 )
 
-__all__ = ["MeshNetwork", "MeshParams", "Routes", "hop_attempts"]
+__all__ = ["MeshNetwork", "MeshParams", "RoutedNetwork", "Routes", "hop_attempts"]
 
 
 class MeshParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -222,7 +222,34 @@ def hop_attempts(
     return ok, total
 
 
-class MeshNetwork(NetworkBase):
+class RoutedNetwork(NetworkBase):
+    """A network whose meters relay for each other along ``routes`` (mesh radio, PLC
+    repeaters): a dead node takes its descendants' routes with it until they are repaired."""
+
+    routes: Routes
+    access_points_m: FloatArray
+
+    @property
+    def n_access_points(self) -> int:
+        return int(self.access_points_m.shape[0])
+
+    @property
+    def hops(self) -> IntArray:
+        """Per meter, hops to its access point; -1 where unreachable or dead."""
+        return self.routes.hop[: self.n_meters]
+
+    def fail(self, meters: IntArray) -> None:
+        idx = self._local(meters)
+        super().fail(idx)
+        self.routes.fail(idx)
+
+    def restore(self, meters: IntArray) -> None:
+        idx = self._local(meters)
+        super().restore(idx)
+        self.routes.restore(idx)
+
+
+class MeshNetwork(RoutedNetwork):
     """The RF mesh of one area (see the module docstring for the physics)."""
 
     medium = Medium.RF_MESH
@@ -284,33 +311,14 @@ class MeshNetwork(NetworkBase):
         return np.vstack(out) if out else np.zeros((0, 2))
 
     @property
-    def n_access_points(self) -> int:
-        return int(self.access_points_m.shape[0])
-
-    @property
     def access_point(self) -> IntArray:
         """Per meter, the access point its route ends at; -1 where it has no route."""
         return self.routes.root[: self.n_meters]
 
     @property
-    def hops(self) -> IntArray:
-        """Per meter, hops to its access point; -1 where unreachable or dead."""
-        return self.routes.hop[: self.n_meters]
-
-    @property
     def parent(self) -> IntArray:
         """Per meter, the next node (meter index, or n_meters + AP index); -1 for none."""
         return self.routes.parent[: self.n_meters]
-
-    def fail(self, meters: IntArray) -> None:
-        idx = self._local(meters)
-        super().fail(idx)
-        self.routes.fail(idx)
-
-    def restore(self, meters: IntArray) -> None:
-        idx = self._local(meters)
-        super().restore(idx)
-        self.routes.restore(idx)
 
     def transmit(
         self,

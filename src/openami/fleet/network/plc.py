@@ -29,7 +29,6 @@ from openami.fleet.network.base import (
     FloatArray,
     IntArray,
     Medium,
-    NetworkBase,
     check_count,
     check_finite,
     check_non_negative,
@@ -40,7 +39,7 @@ from openami.fleet.network.base import (
     place_sites,
     seeded_rng,
 )
-from openami.fleet.network.mesh import Routes, hop_attempts
+from openami.fleet.network.mesh import RoutedNetwork, Routes, hop_attempts
 from openami.fleet.network.wan import (
     BackhaulParams,
     apply_backhaul,
@@ -126,7 +125,7 @@ def line_noise_db(send_time_s: FloatArray, load_w: FloatArray, params: PlcParams
     return daily + params.load_noise_db_per_kw * np.maximum(load_w, 0.0) / 1_000.0
 
 
-class PlcNetwork(NetworkBase):
+class PlcNetwork(RoutedNetwork):
     """The PLC segments of one area (see the module docstring for the physics)."""
 
     medium = Medium.PLC
@@ -165,28 +164,9 @@ class PlcNetwork(NetworkBase):
         self.wiring_db: FloatArray = rng.normal(0.0, params.wiring_db, self.n_meters)
 
     @property
-    def n_access_points(self) -> int:
-        return int(self.access_points_m.shape[0])
-
-    @property
     def access_point(self) -> IntArray:
         """Per meter, the concentrator of its transformer (whether or not it has a route)."""
         return self._segment
-
-    @property
-    def hops(self) -> IntArray:
-        """Per meter, hops to the concentrator; -1 where unreachable or dead."""
-        return self.routes.hop[: self.n_meters]
-
-    def fail(self, meters: IntArray) -> None:
-        idx = self._local(meters)
-        super().fail(idx)
-        self.routes.fail(idx)
-
-    def restore(self, meters: IntArray) -> None:
-        idx = self._local(meters)
-        super().restore(idx)
-        self.routes.restore(idx)
 
     def transmit(
         self,
