@@ -12,12 +12,14 @@ from typing import cast
 
 import msgspec
 
-from openami.errors import DecodeError
+from openami.errors import BusError, DecodeError
 
 __all__ = [
+    "SHARDS",
     "SUBJECT_COLLECT",
     "SUBJECT_EVENTS",
     "SUBJECT_READS",
+    "SUBJECT_READS_ALL_SHARDS",
     "Channel",
     "CollectRequest",
     "EventBatch",
@@ -25,11 +27,34 @@ __all__ = [
     "ReadSource",
     "decode_message",
     "encode_message",
+    "reads_subject",
+    "shard_of",
 ]
 
 SUBJECT_READS = "ami.reads"
 SUBJECT_COLLECT = "ami.collect"
 SUBJECT_EVENTS = "ami.events"
+
+# Reads can also travel on one subject per meter shard, ``ami.reads.<shard>``, so that several
+# head-ends and MDMS consumers split the fleet between them: a consumer takes one shard, some,
+# or all of them with ``ami.reads.>``. The shard of a meter is part of the contract: changing
+# SHARDS or shard_of moves meters between consumers. ``ami.reads.>`` does not match the
+# unsharded ``ami.reads``.
+SHARDS = 16
+SUBJECT_READS_ALL_SHARDS = f"{SUBJECT_READS}.>"
+
+
+def shard_of(meter_id: int) -> int:
+    """The shard a meter's reads travel on: its id modulo SHARDS (vectorises as ``ids % 16``
+    for a columnar batch, and spreads consecutive ids evenly)."""
+    return meter_id % SHARDS
+
+
+def reads_subject(shard: int) -> str:
+    """The subject of one shard's reads: ``ami.reads.<shard>``."""
+    if not 0 <= shard < SHARDS:
+        raise BusError(f"shard {shard} is outside 0..{SHARDS - 1}")
+    return f"{SUBJECT_READS}.{shard}"
 
 
 class Channel(IntEnum):

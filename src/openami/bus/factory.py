@@ -1,0 +1,42 @@
+"""Pick a bus backend from one setting, so that every command takes ``--bus URL``.
+
+``memory`` is the single-process default; ``nats://host[:port]`` is NATS JetStream on the
+default stream. Anything else is a configuration mistake and says so, rather than falling
+back to memory and silently losing durability.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from openami.bus.base import Bus
+from openami.errors import ConfigError
+
+__all__ = ["bus_from_url"]
+
+_FORMS = "'memory' or 'nats://host[:port]'"
+
+
+def bus_from_url(url: str) -> Bus:
+    """The bus named by ``url``: ``memory`` -> MemoryBus, ``nats://host[:port]`` ->
+    JetStreamBus (port 4222 by default; connects now, BusError if it cannot)."""
+    text = url.strip()
+    if text == "memory":
+        from openami.bus.memory import MemoryBus
+
+        return MemoryBus()
+    parts = urlsplit(text)
+    if parts.scheme != "nats":
+        raise ConfigError(f"bus URL {url!r}: expected {_FORMS}")
+    try:
+        port = parts.port or 4222
+    except ValueError:
+        raise ConfigError(f"bus URL {url!r}: the port is not a number in 1..65535") from None
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"bus URL {url!r}: expected {_FORMS}, nothing more")
+    if parts.username or parts.password:
+        raise ConfigError(f"bus URL {url!r}: credentials in the URL are not supported")
+    from openami.bus.nats import JetStreamBus
+
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return JetStreamBus(f"nats://{host}:{port}")
