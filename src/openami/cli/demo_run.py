@@ -153,9 +153,7 @@ def demo_scenario(params: DemoParams) -> Scenario:
     areas = [
         Area(name="setagaya", kind=AreaKind.DENSE_RESIDENTIAL, meters=counts[0]),
         Area(name="shinjuku-towers", kind=AreaKind.HIGH_RISE, meters=counts[1]),
-        Area(
-            name="okutama", kind=AreaKind.MOUNTAINOUS, meters=counts[2], media={"star": 1.0}
-        ),
+        Area(name="okutama", kind=AreaKind.MOUNTAINOUS, meters=counts[2], media={"star": 1.0}),
     ]
     areas = [a for a in areas if a.meters > 0]
     names = {a.name for a in areas}
@@ -202,9 +200,7 @@ class _FleetSide:
         f = self.sim.fleet
         frames: list[tuple[float, int, bytes]] = []
         for o in outgoing:
-            payloads = (
-                [bytes(r) for r in o.rows] if o.rows is not None else list(o.datagrams or ())
-            )
+            payloads = [bytes(r) for r in o.rows] if o.rows is not None else list(o.datagrams or ())
             frames += zip(o.arrive_s.tolist(), o.meter.tolist(), payloads, strict=True)
         frames.sort(key=lambda x: x[0])
         send = self.endpoints[-1].sendto if len(self.endpoints) == 1 else None

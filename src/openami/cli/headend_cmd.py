@@ -59,6 +59,29 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final statistics as one JSON object.")
     ] = False,
+    bus: Annotated[
+        str,
+        typer.Option(
+            help="'memory' (one process, embedded MDMS with --data-dir) or "
+            "'nats://HOST:PORT' (NATS JetStream: ingest workers publish reads durably; run "
+            "the MDMS as 'openami mdm run' against the same bus).",
+        ),
+    ] = "memory",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Ingest processes sharing the port (SO_REUSEPORT); needs --bus nats.",
+        ),
+    ] = 1,
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Where the head-end keeps the meters' counters and addresses across restarts "
+            "(with --bus nats)."
+        ),
+    ] = Path("openami-headend"),
 ) -> None:
     """Receive every meter's pushes on UDP (IEC 62056-4-7 wrapper), verify and decrypt them
     with the meter's own keys (replays and tampering refused and counted), publish the reads
@@ -71,6 +94,7 @@ def run(
     from openami.bus.memory import MemoryBus
     from openami.cli.fleet_cmd import parse_address
     from openami.cli.fleet_view import headend_line, headend_status
+    from openami.errors import ConfigError
     from openami.fleet.fleet import Fleet
     from openami.fleet.scenario import load_scenario
     from openami.headend.keystore import KeyStore
@@ -82,6 +106,33 @@ def run(
 
     address = parse_address(listen, "--listen")
     plan = load_scenario(scenario)
+    if bus != "memory":
+        if data_dir is not None:
+            raise ConfigError(
+                "--data-dir runs the embedded MDMS, which needs --bus memory; with a NATS bus "
+                "run 'openami mdm run --bus ...' beside the head-end"
+            )
+        from openami.bus.factory import bus_from_url
+        from openami.cli.headend_supervised import run_supervised
+
+        bus_from_url(bus).close()  # a wrong URL or a bus that is down: say so before starting
+        run_supervised(
+            plan,
+            address,
+            bus_url=bus,
+            workers=workers,
+            state_dir=state_dir,
+            meter_port=meter_port,
+            rcvbuf=rcvbuf,
+            duration=duration,
+            idle_exit=idle_exit,
+            as_json=as_json,
+        )
+        return
+    if workers > 1:
+        raise ConfigError(
+            "--workers above 1 needs a bus the workers share: --bus nats://127.0.0.1:4222"
+        )
     err = Console(stderr=True)
     err.print(f"loading the key shipment of {plan.meters:,} meters")
     fleet = Fleet(plan)
@@ -91,16 +142,16 @@ def run(
     meter_ids = np.asarray(fleet.meter_ids, dtype=np.int64)
     step = fleet.step_s
     del fleet
-    bus = MemoryBus()
+    memory = MemoryBus()
     sock = BatchUdpSocket(address, reuse_addr=True, rcvbuf=rcvbuf, max_batch=1024)
-    headend = UdpHeadEnd(keys, sock, bus)
+    headend = UdpHeadEnd(keys, sock, memory)
     mdm = None
     if data_dir is not None:
-        mdm = ReadIngest(IntervalLake(data_dir / "lake"), bus.subscribe(SUBJECT_READS))
+        mdm = ReadIngest(IntervalLake(data_dir / "lake"), memory.subscribe(SUBJECT_READS))
 
     watcher = None
     if mdm is not None:
-        watcher = GapWatcher(mdm.lake, bus, meter_ids, step)
+        watcher = GapWatcher(mdm.lake, memory, meter_ids, step)
     stopping = False
 
     def stop(_sig: int, _frame: FrameType | None) -> None:

@@ -37,12 +37,13 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
-    from openami.cli import dlms_cmd, fleet_cmd, headend_cmd, meter_cmd
+    from openami.cli import dlms_cmd, fleet_cmd, headend_cmd, mdm_cmd, meter_cmd
 
     app.add_typer(dlms_cmd.app, name="dlms")
     app.add_typer(meter_cmd.app, name="meter")
     app.add_typer(fleet_cmd.app, name="fleet")
     app.add_typer(headend_cmd.app, name="headend")
+    app.add_typer(mdm_cmd.app, name="mdm")
 
 
 _register_subcommands()

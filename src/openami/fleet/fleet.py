@@ -210,6 +210,23 @@ class Fleet:
         """EK and AK of every meter, (n, 16) each: for the vectorised push encoder."""
         return self._keys[:, :16], self._keys[:, 16:32]
 
+    def key_shipment(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Every meter's identity, keys and address as columns: what the manufacturer hands
+        the utility's head-ends (see ``openami.headend.shipment``)."""
+        ids = self.meter_ids
+        title = np.frombuffer(MANUFACTURER, dtype=np.uint8).astype(np.uint64)
+        prefix = (
+            (title[0] << np.uint64(56)) | (title[1] << np.uint64(48)) | (title[2] << np.uint64(40))
+        )
+        return {
+            "meter_id": ids.copy(),
+            "title": prefix | ids.astype(np.uint64),
+            "ek": self._keys[:, :16].copy(),
+            "ak": self._keys[:, 16:32].copy(),
+            "ip": (ADDRESS_BASE + self.comm_unit).astype(np.uint32),
+            "port": np.full(self.n, self.port, dtype=np.uint16),
+        }
+
     def suite(self, index: int) -> SuiteZero:
         return SuiteZero(self._keys[index, :16].tobytes(), self._keys[index, 16:32].tobytes())
 
@@ -334,6 +351,19 @@ class Fleet:
         self.clock_fault[meters] = True
         self._open(self.clock_windows, meters, self.now + 1)
 
+    def sync_clock(self, meters: IntArray, offset_s: float = 0.0, now: int | None = None) -> None:
+        """The clocks of ``meters`` are set right (a time sync): what is left of their error
+        is ``offset_s`` (the set time's own error), drifting on from here; from the interval
+        after ``now`` (the fleet's last closed one by default) their entries are valid again
+        and stamped by the right clock."""
+        now = self.now if now is None else now
+        elapsed = self.interval_end(now) - self.start.timestamp()
+        # the simulator adds drift since the start to the offset: cancel what has built up
+        self.clock_offset_s[meters] = offset_s - self.drift_ppm[meters] * 1e-6 * elapsed
+        self.clock_shift[meters] = round(offset_s / self.step_s)
+        self.clock_fault[meters] = False
+        self._close(self.clock_windows, meters, now)
+
     @staticmethod
     def _mask(spans: list[Window] | None, numbers: IntArray) -> BoolArray:
         out = np.zeros(numbers.shape, dtype=bool)
@@ -350,9 +380,7 @@ class Fleet:
     def advance(self) -> IntervalValues:
         """Close the next interval for every meter; return what each captured."""
         number = self.now + 1
-        block = self.load.energy(
-            np.arange(self.n), np.array([number]), meter_ids=self.meter_ids
-        )
+        block = self.load.energy(np.arange(self.n), np.array([number]), meter_ids=self.meter_ids)
         imp, exp = block.import_wh[:, 0], block.export_wh[:, 0]
         reverse = self._reverse_now
         if reverse.any():
@@ -385,9 +413,7 @@ class Fleet:
         self.gas_index[meters] += gas.sum(axis=1)
         self.water_index[meters] += water.sum(axis=1)
 
-    def history(
-        self, index: int, first: int, last: int, now: int | None = None
-    ) -> MeterHistory:
+    def history(self, index: int, first: int, last: int, now: int | None = None) -> MeterHistory:
         """Meter ``index``'s profile entries for interval numbers ``first..last``, clipped to
         its 45-day buffer and to the intervals closed so far (``now``: the last closed
         interval, the fleet's own by default; lab meters follow the wall clock instead)."""

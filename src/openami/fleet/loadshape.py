@@ -155,8 +155,10 @@ def _shop_shape(hours: FloatArray, holiday: BoolArray) -> FloatArray:
 def _presence(hours: FloatArray, holiday: BoolArray, commercial: BoolArray) -> FloatArray:
     """Share of the air-conditioning load that runs: people at home, or the shop open."""
     home = 0.25 + 0.5 * _bump(hours, 7.0, 1.5) + 0.75 * _bump(hours, 21.0, 3.0)
-    home = home + 0.45 * _bump(hours, 2.0, 2.5) + np.where(holiday, 0.45, 0.1) * _bump(
-        hours, 14.0, 3.0
+    home = (
+        home
+        + 0.45 * _bump(hours, 2.0, 2.5)
+        + np.where(holiday, 0.45, 0.1) * _bump(hours, 14.0, 3.0)
     )
     shop = np.where(holiday, 0.1, 1.0) * _bump(hours, 14.0, 3.5)
     return np.asarray(np.clip(np.where(commercial, shop, home), 0.0, 1.0))

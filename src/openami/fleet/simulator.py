@@ -236,8 +236,7 @@ class FleetSimulator:
         chosen = np.flatnonzero(delivered)
         value = self.fleet.import_register[meters] if values is None else values
         datagrams = [
-            self.encoder.event(int(meters[k]), moment, code, int(value[k]))
-            for k in chosen.tolist()
+            self.encoder.event(int(meters[k]), moment, code, int(value[k])) for k in chosen.tolist()
         ]
         return Outgoing(send[chosen] + latency[chosen], meters[chosen], datagrams=datagrams)
 

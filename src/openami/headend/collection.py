@@ -73,6 +73,12 @@ class Collector:
     def pending(self) -> int:
         return len(self._pending) + len(self._queued)
 
+    def active(self) -> set[str]:
+        """The ``request_id`` of every request queued or in flight."""
+        return {p.request.request_id for p in self._pending.values()} | {
+            r.request_id for r in self._queued
+        }
+
     def dispatch(self) -> None:
         """Send queued requests: one in flight per meter, the rest wait their turn."""
         waiting: list[CollectRequest] = []

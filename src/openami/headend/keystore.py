@@ -150,14 +150,17 @@ class KeyStore:
         if len(system_title) != 8 or len(ek) != 16 or len(ak) != 16:
             raise ConfigError("a meter needs an 8-octet system title and two 16-octet keys")
         self._pending.append((meter_id, system_title, address, ek, ak))
-        self._by_title = self._by_id = None
+        self._merge()
 
     def provision_all(self, shipment: Iterable[KeyShipmentEntry]) -> int:
         """Install every meter of a key shipment; return how many."""
         count = 0
-        for entry in shipment:
-            self.provision(entry.meter_id, entry.system_title, entry.address, entry.ek, entry.ak)
+        for e in shipment:
+            if len(e.system_title) != 8 or len(e.ek) != 16 or len(e.ak) != 16:
+                raise ConfigError("a meter needs an 8-octet system title and two 16-octet keys")
+            self._pending.append((e.meter_id, e.system_title, e.address, e.ek, e.ak))
             count += 1
+        self._merge()  # one merge for the whole shipment, not one per meter
         return count
 
     def provision_columns(

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from openami.bus.base import Bus
 from openami.bus.contract import SUBJECT_COLLECT, encode_message
-from openami.bus.memory import MemoryBus
 from openami.mdm.gaps import find_gaps, gap_requests
 from openami.store.lake import IntervalLake
 
@@ -26,7 +26,7 @@ class GapWatcher:
     def __init__(
         self,
         lake: IntervalLake,
-        bus: MemoryBus,
+        bus: Bus,
         meter_ids: IntArray,
         step_s: int,
         *,

@@ -209,3 +209,17 @@ class IntervalLake:
                 "status SMALLINT, received_at TIMESTAMPTZ)"
             )
         return con
+
+    def interval_span(self) -> tuple[int, int] | None:
+        """(first, last) interval end stored, Unix seconds; None for an empty lake."""
+        con = self.connect()
+        try:
+            row = con.execute(
+                "SELECT epoch(min(interval_end))::BIGINT, epoch(max(interval_end))::BIGINT "
+                "FROM interval_reads"
+            ).fetchone()
+        finally:
+            con.close()
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])

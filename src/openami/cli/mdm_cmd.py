@@ -1,0 +1,139 @@
+"""``openami mdm``: the meter data management system beside a running head-end."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.console import Console
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The MDMS: store, check and complete the meters' reads.", no_args_is_help=True
+)
+
+READS_CONSUMER = "mdm-reads"
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        Path, typer.Option(help="Scenario whose meters this MDMS knows (ids and interval length).")
+    ],
+    data_dir: Annotated[Path, typer.Option(help="Where the interval lake lives.")],
+    bus: Annotated[
+        str, typer.Option(help="The bus the head-end publishes on: nats://HOST:PORT.")
+    ] = "nats://127.0.0.1:4222",
+    quiet: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Look for missing intervals once no read arrived for this many seconds, and "
+            "ask the head-end to collect them again.",
+        ),
+    ] = 3.0,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Stop once no read arrived for this many seconds and the last gap check "
+            "found nothing missing (or gave up asking).",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Stop after this many seconds.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final statistics as one JSON object.")
+    ] = False,
+) -> None:
+    """Consume reads from the bus (a durable consumer: what arrives while the MDMS is down
+    waits for it), store each read once in the lake, and when the meters go quiet ask the
+    head-end to collect every missing interval again.
+
+    Example: openami mdm run --scenario scenarios/demo.toml --data-dir /tmp/ami --bus nats://127.0.0.1:4222
+    """
+    import numpy as np
+
+    from openami.bus.contract import SUBJECT_READS_ALL_SHARDS
+    from openami.bus.factory import bus_from_url
+    from openami.fleet.scenario import load_scenario
+    from openami.mdm.ingest import ReadIngest
+    from openami.mdm.recollect import GapWatcher
+    from openami.store.lake import IntervalLake
+
+    plan = load_scenario(scenario)
+    err = Console(stderr=True)
+    the_bus = bus_from_url(bus)
+    lake = IntervalLake(data_dir / "lake")
+    ingest = ReadIngest(lake, the_bus.subscribe(SUBJECT_READS_ALL_SHARDS, durable=READS_CONSUMER))
+    meter_ids = np.arange(1, plan.meters + 1, dtype=np.int64)
+    watcher = GapWatcher(lake, the_bus, meter_ids, plan.interval_minutes * 60, quiet_s=quiet)
+    stopping = False
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    began = last_data = last_line = time.monotonic()
+    stored = 0
+    span = lake.interval_span()  # what an earlier run stored
+    first_end, last_end = span if span is not None else (None, None)
+    last_requests = -1
+    err.print(f"MDMS on {bus}: {plan.meters:,} meters, lake in {data_dir / 'lake'}")
+    try:
+        while not stopping:
+            got = ingest.poll(200, timeout=0.2)
+            now = time.monotonic()
+            if got:
+                stored += got
+                last_data = now
+                lo, hi = ingest.first_end, ingest.last_end
+                if lo is not None and hi is not None:
+                    first_end = lo if first_end is None else min(first_end, lo)
+                    last_end = hi if last_end is None else max(last_end, hi)
+            if (
+                first_end is not None
+                and last_end is not None
+                and watcher.due(now, last_data, first_end, last_end, stored)
+            ):
+                last_requests = watcher.check(first_end, last_end, stored)
+                the_bus.flush()
+                last_data = now  # give the head-end time to answer before looking again
+            if (not err.is_terminal and now - last_line >= 10.0) or (err.is_terminal and got):
+                last_line = now
+                err.print(
+                    f"{now - began:,.0f} s: {stored:,} reads stored, {ingest.duplicates:,} "
+                    f"duplicates absorbed, {watcher.requests:,} collections asked for"
+                )
+            if duration is not None and now - began >= duration:
+                break
+            done = last_requests == 0 or not watcher.due(
+                now + 3600, last_data, first_end, last_end, stored
+            )
+            if idle_exit is not None and stored and now - last_data >= idle_exit and done:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        the_bus.close()
+    if as_json:
+        summary = {
+            "reads_stored": stored,
+            "duplicates": ingest.duplicates,
+            "dead_letters": len(ingest.dead_letters),
+            "gap_checks": watcher.checks,
+            "collections_requested": watcher.requests,
+            "first_interval_end": first_end,
+            "last_interval_end": last_end,
+            "elapsed_s": round(time.monotonic() - began, 3),
+        }
+        sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
