@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 
-.PHONY: demo test lint typecheck bench fuzz lock clean
+.PHONY: demo test lint typecheck bench fuzz soak lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: lint typecheck
 # Every atheris fuzz target for FUZZ_SECONDS (default 60) each; non-zero if one finds a crash.
 fuzz: $(VENV)/.installed-test
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash fuzz/run.sh
+
+# The head-end killed with SIGKILL 1,000 times during ingest (needs NATS on 127.0.0.1:4222);
+# make test runs the same test with 50 kills.
+soak: $(VENV)/.installed-test
+	SOAK_KILLS=$${SOAK_KILLS:-1000} $(BIN)/pytest -q tests/headend/test_kill.py
 
 bench: $(VENV)/.installed
 	$(BIN)/openami bench --all --json

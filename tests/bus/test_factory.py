@@ -24,7 +24,8 @@ def test_memory() -> None:
         "nats://",
         "nats://127.0.0.1:99999",
         "nats://127.0.0.1:port",
-        "nats://127.0.0.1:4222/stream",
+        "nats://127.0.0.1:4222/two/streams",
+        "nats://127.0.0.1:4222/a.b",
         "nats://127.0.0.1:4222?stream=AMI",
         "nats://user:secret@127.0.0.1:4222",
         "127.0.0.1:4222",
@@ -66,6 +67,19 @@ def test_nats_urls_open_a_jetstream_bus(
     bus = bus_from_url(url)
     assert isinstance(bus, Recorder)
     assert opened == [expected]
+
+
+def test_a_named_stream_gets_its_own_subjects(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[tuple[str, str, str]] = []
+
+    class Recorder(MemoryBus):
+        def __init__(self, url: str, stream: str = "AMI", prefix: str = "") -> None:
+            super().__init__()
+            opened.append((url, stream, prefix))
+
+    monkeypatch.setattr("openami.bus.nats.JetStreamBus", Recorder)
+    bus_from_url("nats://127.0.0.1:4222/test_run-7")
+    assert opened == [("nats://127.0.0.1:4222", "test_run-7", "test_run-7.")]
 
 
 def test_the_real_class_is_what_the_factory_names() -> None:

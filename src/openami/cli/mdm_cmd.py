@@ -87,6 +87,10 @@ def run(
     stored = 0
     span = lake.interval_span()  # what an earlier run stored
     first_end, last_end = span if span is not None else (None, None)
+    step = plan.interval_minutes * 60
+    expected_first = int(plan.start.timestamp()) + step  # the first interval's end
+    if first_end is not None:
+        first_end = min(first_end, expected_first)
     last_requests = -1
     err.print(f"MDMS on {bus}: {plan.meters:,} meters, lake in {data_dir / 'lake'}")
     try:
@@ -98,7 +102,9 @@ def run(
                 last_data = now
                 lo, hi = ingest.first_end, ingest.last_end
                 if lo is not None and hi is not None:
-                    first_end = lo if first_end is None else min(first_end, lo)
+                    # every meter owes reads from the scenario's start, even for intervals
+                    # of which not one read arrived (the head-end was down for all of them)
+                    first_end = min(lo, expected_first)
                     last_end = hi if last_end is None else max(last_end, hi)
             if (
                 first_end is not None
