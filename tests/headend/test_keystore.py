@@ -128,4 +128,3 @@ def test_state_of_another_shipment_is_refused(tmp_path: Path) -> None:
     keys.attach_state(tmp_path)
     with pytest.raises(ConfigError, match="before attaching"):
         keys.provision(9, _title(9), ("127.1.0.9", 4059), bytes(16), bytes(16))
-        len(keys)

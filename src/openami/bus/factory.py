@@ -2,8 +2,9 @@
 
 ``memory`` is the single-process default; ``nats://host[:port]`` is NATS JetStream on the
 default stream, and ``nats://host[:port]/NAME`` on a stream of its own whose subjects live
-under ``NAME.`` on the wire (a separate system, or a test run, sharing the server). Anything else is a configuration mistake and says so, rather than falling
-back to memory and silently losing durability.
+under ``NAME.`` on the wire (a separate system, or a test run, sharing the server).
+Anything else is a configuration mistake and says so, rather than falling back to memory and
+silently losing durability.
 """
 
 from __future__ import annotations

@@ -16,6 +16,12 @@ Two ways in:
   server and kept until released, idle for ``idle_s`` or pushed out by newer ones (at most
   ``max_sessions`` at a time), as a meter's communication unit would.
 
+A command executes at most once even when the head-end has to send it again (its answer was
+lost): the head-end resends the identical bytes, and the meter remembers, per meter, the last
+request it executed and its answer. A copy of that request gets the same answer again (sealed
+anew under a fresh counter of the meter's, as every message from it is) without executing
+anything; any other request at or below the last counter stays a silent replay.
+
 A meter's state lives in the fleet's columns, not in the server objects: the switch, the
 counters, and every attribute a client wrote (kept per meter and written again into each new
 object model), so a million meters cost nothing until one is spoken to.
@@ -31,7 +37,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from openami.errors import DecodeError, RemoteProtocolError
 from openami.fleet.fleet import Fleet
-from openami.fleet.meter_model import build_meter_model
+from openami.fleet.meter_model import VOLATILE_WRITES, build_meter_model
 from openami.fleet.meter_services import KeyRing
 from openami.protocols.dlms.acse import Mechanism
 from openami.protocols.dlms.apdu import (
@@ -82,10 +88,19 @@ class _RecordingModel(ObjectModel):
 
     def set(self, d: AttributeDescriptor, value: Data) -> DataAccessResult:
         result = super().set(d, value)
-        if result is DataAccessResult.SUCCESS:
+        if result is DataAccessResult.SUCCESS and d not in VOLATILE_WRITES:
             self.writes[:] = [w for w in self.writes if w[0] != d]
             self.writes.append((d, value))
         return result
+
+
+class _Answered:
+    """The last request a meter executed (its counter and bytes) and the answer it gave."""
+
+    __slots__ = ("answer", "counter", "request")
+
+    def __init__(self, counter: int, request: bytes, answer: bytes) -> None:
+        self.counter, self.request, self.answer = counter, request, answer
 
 
 class _Session:
@@ -112,6 +127,7 @@ class MeterServer:
         client_title: bytes = b"OAMHES01",
         max_sessions: int = 1_024,
         idle_s: float = 120.0,
+        max_remembered: int = 65_536,
     ) -> None:
         self.fleet = fleet
         # the meters' clock: the end of the fleet's last closed interval unless told otherwise
@@ -124,6 +140,11 @@ class MeterServer:
         self._prefix_cache: dict[int, bytes] = {}
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._writes: dict[int, list[tuple[AttributeDescriptor, Data]]] = {}
+        # per meter, the last request executed through the full server and its answer
+        # (bounded: a meter pushed out answers a late copy with silence, never twice)
+        self._answered: OrderedDict[int, _Answered] = OrderedDict()
+        self.max_remembered = max_remembered
+        self.repeated = 0  # answers given again to a copy of the last request
         self.rejected = 0
         self.models_built = 0
 
@@ -184,6 +205,9 @@ class MeterServer:
             self.rejected += 1
             return None
         self._expire()
+        again = self._again(i, frame)
+        if again is not None:
+            return again
         session = self._sessions.get(i)
         if frame.apdu[:1] == bytes([AARQ_TAG]):
             session = _Session(
@@ -192,7 +216,10 @@ class MeterServer:
             self._keep(i, session)
             return self._through(i, session, frame, challenge or _challenge())
         if session is not None:
-            return self._through(i, session, frame, b"")
+            answer = self._through(i, session, frame, b"")
+            if session.pre_established:
+                self._remember(i, int(self.fleet.last_client_counter[i]), frame.apdu, answer)
+            return answer
         try:
             glo = decode_apdu(frame.apdu)
             if not isinstance(glo, GeneralGloCiphering):
@@ -212,9 +239,41 @@ class MeterServer:
         association = ServerAssociation.pre_established(self._settings(i), glo.system_title)
         session = _Session(CosemSession(self.model(i), association), True)
         answer = self._through(i, session, frame, b"")
+        self._remember(i, counter, frame.apdu, answer)
         if session.cosem.transfer_in_progress:
             self._keep(i, session)  # the client comes back for the next block
         return answer
+
+    def _remember(self, i: int, counter: int, request: bytes, answer: bytes | None) -> None:
+        if answer is None:
+            return
+        self._answered.pop(i, None)
+        self._answered[i] = _Answered(counter, request, answer)
+        while len(self._answered) > self.max_remembered:
+            self._answered.popitem(last=False)
+
+    def _again(self, i: int, frame: WrapperFrame) -> bytes | None:
+        """The remembered answer if ``frame`` is a copy of the last request meter ``i``
+        executed (same bytes, so same counter, and nothing executed since); else None."""
+        last = self._answered.get(i)
+        if (
+            last is None
+            or last.request != frame.apdu
+            or last.counter != self.fleet.last_client_counter[i]
+        ):
+            return None
+        self.repeated += 1
+        try:
+            outer = decode_wrapper(last.answer)
+            glo = decode_apdu(outer.apdu)
+            if not isinstance(glo, GeneralGloCiphering):
+                return last.answer
+            # every message from a meter carries a fresh counter: an old one might be outside
+            # the head-end's replay window by now
+            _counter, plain = self.fleet.suite(i).unprotect(glo.system_title, glo.ciphered_content)
+        except RemoteProtocolError:
+            return last.answer
+        return self._seal(i, plain, frame.source_wport)
 
     def _through(
         self, i: int, session: _Session, frame: WrapperFrame, challenge: bytes

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 
+from openami.errors import DecodeError
 from openami.fleet.fleet import Fleet, MeterHistory
 from openami.fleet.meter_services import (
     KeyRing,
@@ -46,15 +47,23 @@ from openami.protocols.dlms.cosem.model import (
     select_by_range,
 )
 from openami.protocols.dlms.cosem.server import object_list
-from openami.protocols.dlms.cosem_datetime import encode_datetime
+from openami.protocols.dlms.cosem_datetime import decode_datetime, encode_datetime
 from openami.protocols.dlms.profile import CAPTURE_OBJECTS
-from openami.protocols.dlms.services import ActionResult, DataAccessResult, Selection
+from openami.protocols.dlms.services import (
+    ActionResult,
+    AttributeDescriptor,
+    DataAccessResult,
+    Selection,
+)
 
-__all__ = ["build_meter_model"]
+__all__ = ["VOLATILE_WRITES", "build_meter_model"]
 
 JST = timezone(timedelta(hours=9))
 UNIT_WH, UNIT_W, UNIT_V, UNIT_A = 30, 27, 35, 33
 CONTROL_DISCONNECTED, CONTROL_CONNECTED = 0, 1
+# Writes that act on the fleet's state once (setting the clock) rather than store a value:
+# the meter server must not write them again into the next object model of the meter.
+VOLATILE_WRITES = frozenset({AttributeDescriptor(8, obis.CLOCK.to_bytes(), 2)})
 
 
 def _ln(text: str) -> bytes:
@@ -140,6 +149,21 @@ def build_meter_model(
     def clock_time(selection: Selection | None) -> Data | DataAccessResult:
         return Data(DataType.OCTET_STRING, encode_datetime(now().astimezone(JST)))
 
+    def set_clock(value: Data) -> DataAccessResult:
+        # a time sync: the clock takes the written time; what differs from true time (the
+        # request's age) stays as the clock's offset, and a clock fault is cleared
+        if value.type not in (DataType.OCTET_STRING, DataType.DATE_TIME) or not isinstance(
+            value.value, bytes
+        ):
+            return DataAccessResult.TYPE_UNMATCHED
+        try:
+            moment = decode_datetime(value.value)
+        except DecodeError:
+            return DataAccessResult.TYPE_UNMATCHED
+        offset = (moment - now()).total_seconds()
+        fleet.sync_clock(np.array([index], dtype=np.int64), offset, now=closed())
+        return DataAccessResult.SUCCESS
+
     def watts() -> int:
         last = recent(1).import_wh
         return int(last[-1]) * 3600 // step if last.size else 0  # average W, last interval
@@ -217,6 +241,7 @@ def build_meter_model(
                     9: Data(DataType.ENUM, 1),  # internal crystal
                 },
                 readers={2: clock_time},
+                writers={2: set_clock},
             ),
             CosemObject(
                 3,
