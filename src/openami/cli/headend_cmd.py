@@ -15,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from openami.cli.command_cmd import command
+
 __all__ = ["app"]
 
 app = typer.Typer(help="The head-end: secure collection from the meters.", no_args_is_help=True)
+app.command(name="command")(command)
 
 
 @app.command()
@@ -82,6 +85,13 @@ def run(
             "(with --bus nats)."
         ),
     ] = Path("openami-headend"),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL for the commands (SQLAlchemy form, e.g. "
+            "postgresql+psycopg://user@127.0.0.1/ami); SQLite under --state-dir by default.",
+        ),
+    ] = None,
 ) -> None:
     """Receive every meter's pushes on UDP (IEC 62056-4-7 wrapper), verify and decrypt them
     with the meter's own keys (replays and tampering refused and counted), publish the reads
@@ -127,6 +137,7 @@ def run(
             duration=duration,
             idle_exit=idle_exit,
             as_json=as_json,
+            db_url=db,
         )
         return
     if workers > 1:

@@ -34,6 +34,7 @@ def run_supervised(
     duration: float | None,
     idle_exit: float | None,
     as_json: bool,
+    db_url: str | None = None,
 ) -> None:
     err = Console(stderr=True)
     err.print(f"loading the key shipment of {plan.meters:,} meters")
@@ -42,7 +43,7 @@ def run_supervised(
     shipment = state_dir / "keys.npz"
     save_shipment(shipment, fleet.key_shipment())
     del fleet
-    config = HeadEndConfig(address, shipment, state_dir, bus_url, workers, rcvbuf)
+    config = HeadEndConfig(address, shipment, state_dir, bus_url, workers, rcvbuf, db_url=db_url)
     supervisor = HeadEndSupervisor(config)
     stopping = False
 
@@ -84,6 +85,7 @@ def run_supervised(
                 and stats.datagrams
                 and now - last_data >= idle_exit
                 and not supervisor.collector.pending()
+                and not stats.commands_pending
             ):
                 break
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ def supervisor_status(s: SupervisorStats, elapsed_s: float, rate: float) -> Tabl
             "collections pending / done / failed",
             f"{s.collections_pending:,} / {s.collections_completed:,} / {s.collections_failed:,}",
         ),
+        ("commands pending", f"{s.commands_pending:,}"),
         ("running", f"{elapsed_s:,.0f} s"),
     ]
     for what, value in rows:
@@ -54,5 +55,6 @@ def supervisor_summary(s: SupervisorStats, elapsed_s: float) -> dict[str, object
         "collections_completed": s.collections_completed,
         "collections_failed": s.collections_failed,
         "worker_restarts": s.worker_restarts,
+        "commands_pending": s.commands_pending,
         "elapsed_s": round(elapsed_s, 3),
     }

@@ -10,10 +10,17 @@ Keeping up: on loopback the head-end's socket is visible in ``/proc/net/udp``; t
 waits while the head-end's receive queue holds more than ``window_bytes``, so a fleet that
 can generate faster than one head-end can ingest does not overflow its buffer. Where the
 head-end is not on this host, ``rate`` caps the datagrams per second instead.
+
+As fast as possible, generating and sending overlap: a sender thread sends one interval
+while the simulation computes the next (``sendmmsg`` releases the interpreter lock, so the
+head-end ingests while the fleet computes, instead of the two taking turns). Requests are
+answered by the main thread between intervals, so the fleet's state has one writer.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +106,15 @@ class FleetRunner:
         self._wall0 = time.monotonic()
         self._checks = 0
         self._last_sim, self._last_wall = self._sim0, time.monotonic()
+        self._in_sender = threading.local()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait a little: answering requests meanwhile, except on the sender thread (the
+        fleet's state is the main thread's to change)."""
+        if getattr(self._in_sender, "yes", False):
+            time.sleep(seconds)
+        else:
+            self.serve(seconds)
 
     # -- pacing --------------------------------------------------------------------------
 
@@ -133,21 +149,29 @@ class FleetRunner:
             self.totals.headend_drops = drops
             if queued <= self.window_bytes:
                 break
-            self.serve(0.002)
+            self._pause(0.002)
         self.totals.waited_s += time.monotonic() - began
 
     # -- sending -------------------------------------------------------------------------
 
-    def _send(self, outgoing: list[Outgoing]) -> None:
+    def _send(
+        self,
+        outgoing: list[Outgoing],
+        sources: list[npt.NDArray[np.uint32]] | None = None,
+    ) -> None:
+        """Send ``outgoing`` in arrival order; ``sources`` are the senders' addresses, taken
+        when the interval closed (a unit swapped later must not move earlier pushes)."""
         f = self.sim.fleet
+        if sources is None:
+            sources = [o.source_ip(f) for o in outgoing]
         kinds: list[tuple[npt.NDArray[np.uint8] | list[bytes], npt.NDArray[np.uint32]]] = []
         times: list[npt.NDArray[np.float64]] = []
         which: list[npt.NDArray[np.int64]] = []
-        for o in outgoing:
+        for o, source in zip(outgoing, sources, strict=True):
             if not len(o):
                 continue
             payload = o.rows if o.rows is not None else list(o.datagrams or ())
-            kinds.append((payload, o.source_ip(f)))
+            kinds.append((payload, source))
             times.append(o.arrive_s)
             which.append(np.full(len(o), len(kinds) - 1, dtype=np.int64))
         if not times:
@@ -187,7 +211,7 @@ class FleetRunner:
                 )
             done += n
             if n == 0:
-                self.serve(0.001)  # our own send buffer is full: let it drain
+                self._pause(0.001)  # our own send buffer is full: let it drain
         self.totals.sent += int(rows.size)
 
     # -- answering -----------------------------------------------------------------------
@@ -229,14 +253,17 @@ class FleetRunner:
         """Simulate ``intervals`` intervals, sending as it goes; then keep answering requests
         (a head-end collecting what it missed) until none came for ``linger_s`` seconds."""
         self._wall0 = time.monotonic()
-        for _ in range(intervals):
-            outgoing, report = self.sim.step()
-            self.totals.intervals += 1
-            self.totals.pushes += report.pushes
-            self._send(outgoing)
-            self.serve(0.0)
-            if on_step is not None:
-                on_step(report, self.totals)
+        if self.speed is None and intervals > 1:
+            self._run_pipelined(intervals, on_step)
+        else:
+            for _ in range(intervals):
+                outgoing, report = self.sim.step()
+                self.totals.intervals += 1
+                self.totals.pushes += report.pushes
+                self._send(outgoing)
+                self.serve(0.0)
+                if on_step is not None:
+                    on_step(report, self.totals)
         quiet_since = time.monotonic()
         while (left := quiet_since + linger_s - time.monotonic()) > 0:
             before = self.totals.requests
@@ -244,3 +271,53 @@ class FleetRunner:
             if self.totals.requests != before:
                 quiet_since = time.monotonic()
         return self.totals
+
+    def _run_pipelined(
+        self, intervals: int, on_step: Callable[[StepReport, RunTotals], None] | None
+    ) -> None:
+        """Compute interval k+1 while a sender thread sends interval k."""
+        Item = tuple[list[Outgoing], list[npt.NDArray[np.uint32]], StepReport]
+        work: queue.Queue[Item | None] = queue.Queue(maxsize=1)
+        failure: list[BaseException] = []
+        f = self.sim.fleet
+
+        def sender() -> None:
+            self._in_sender.yes = True
+            try:
+                while (item := work.get()) is not None:
+                    outgoing, sources, report = item
+                    self._send(outgoing, sources)
+                    if on_step is not None:
+                        on_step(report, self.totals)
+            except BaseException as exc:  # handed to the main thread, raised there
+                failure.append(exc)
+
+        thread = threading.Thread(target=sender, name="fleet-sender", daemon=True)
+        thread.start()
+        try:
+            for _ in range(intervals):
+                outgoing, report = self.sim.step()
+                self.totals.intervals += 1
+                self.totals.pushes += report.pushes
+                while not failure:
+                    try:
+                        sources = [o.source_ip(f) for o in outgoing]
+                        work.put((outgoing, sources, report), timeout=0.01)
+                        break
+                    except queue.Full:
+                        self.serve(0.0)  # requests keep being answered while we wait
+                if failure:
+                    break
+                self.serve(0.0)
+        finally:
+            while thread.is_alive():
+                try:
+                    work.put(None, timeout=0.01)
+                    break
+                except queue.Full:
+                    self.serve(0.0)
+            while thread.is_alive():
+                thread.join(0.01)
+                self.serve(0.0)
+        if failure:
+            raise failure[0]

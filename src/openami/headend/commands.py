@@ -26,6 +26,7 @@ socket or a clock.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -389,8 +390,14 @@ class Commander:
     def results(self) -> list[CommandResult]:
         """Results of commands that ended since the last call (also before a restart, if
         they were not handed out then), each once."""
-        records = self.store.unpublished()
-        out = [
+        out = self.unpublished_results()
+        self.mark_published(r.command_id for r in out)
+        return out
+
+    def unpublished_results(self) -> list[CommandResult]:
+        """Results not yet marked published: publish them, flush the bus, then
+        ``mark_published`` - a crash in between publishes them again, never loses them."""
+        return [
             CommandResult(
                 r.command_id,
                 r.meter_id,
@@ -399,10 +406,12 @@ class Commander:
                 r.state_after,
                 (r.completed_at or r.updated_at).timestamp(),
             )
-            for r in records
+            for r in self.store.unpublished()
         ]
-        self.store.mark_published(r.command_id for r in records)
-        return out
+
+    def mark_published(self, command_ids: Iterable[str]) -> None:
+        """The bus has stored these results: do not hand them out again."""
+        self.store.mark_published(command_ids)
 
     def in_flight(self) -> int:
         return len(self._flights)

@@ -17,6 +17,7 @@ from openami.errors import DecodeError, RemoteProtocolError, SecurityError
 from openami.headend.keystore import KeyStore
 from openami.log import get_logger
 from openami.protocols.dlms.apdu import (
+    Apdu,
     DataNotification,
     GeneralGloCiphering,
     GetResponseNormal,
@@ -124,6 +125,8 @@ class Ingest:
         self.accepted = Counter[str]()
         self.rejected = Counter[str]()
         self.on_response: ResponseHandler | None = None
+        # any other answer (to a command): True when the handler claimed it
+        self.on_answer: Callable[[int, Apdu], bool] | None = None
         self.decode_samples: list[str] = []  # the first reasons, for an operator to see
 
     def receive(self, datagram: Datagram) -> None:
@@ -158,16 +161,18 @@ class Ingest:
             apdu = decode_apdu(plain)
             if isinstance(apdu, DataNotification):
                 self._notification(meter_id, apdu)
-            elif isinstance(apdu, GetResponseNormal):
-                entries = self.on_response(meter_id, apdu) if self.on_response else None
-                if entries is None:
-                    # an answer to a request already answered or given up (retries cross
-                    # late answers): verified, so not an attack, but nothing to read
-                    self.rejected["unsolicited"] += 1
-                    return
+            elif isinstance(apdu, GetResponseNormal) and self.on_response is not None and (
+                (entries := self.on_response(meter_id, apdu)) is not None
+            ):
                 for entry in entries:
                     self.reads.add(meter_id, entry, ReadSource.RECOLLECT)
                 self.accepted["response"] += 1
+            elif self.on_answer is not None and self.on_answer(meter_id, apdu):
+                self.accepted["command_answer"] += 1
+            elif isinstance(apdu, GetResponseNormal) or self.on_answer is not None:
+                # an answer to a request already answered or given up (retries cross late
+                # answers): verified, so not an attack, but nothing to read
+                self.rejected["unsolicited"] += 1
             else:
                 raise DecodeError(f"unexpected {type(apdu).__name__} from a meter")
         except SecurityError as exc:

@@ -25,10 +25,19 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from openami.bus.base import BusMessage
+from openami.bus.commands import (
+    SUBJECT_COMMAND_RESULTS,
+    SUBJECT_COMMANDS,
+    CommandRequest,
+    decode_command_message,
+    encode_command_message,
+)
 from openami.bus.contract import SUBJECT_COLLECT, CollectRequest, decode_message
 from openami.bus.factory import bus_from_url
 from openami.errors import DecodeError
 from openami.headend.collection import Collector
+from openami.headend.command_store import CommandStore
+from openami.headend.commands import Commander
 from openami.headend.push_batch import PushBatchIngest
 from openami.headend.shipment import load_shipment
 from openami.headend.udp import MAX_ATTEMPTS, RETRY_SECONDS, UdpSender
@@ -41,6 +50,7 @@ __all__ = ["HeadEndConfig", "HeadEndSupervisor", "SupervisorStats"]
 
 log = get_logger("headend.supervisor")
 COLLECT_CONSUMER = "headend-collect"
+COMMAND_CONSUMER = "headend-commands"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class HeadEndConfig:
     workers: int = 2
     rcvbuf: int = 4 * 1024 * 1024
     flush_seconds: float = 0.2
+    db_url: str | None = None  # commands' store; SQLite under state_dir when None
 
 
 @dataclass
@@ -69,6 +80,7 @@ class SupervisorStats:
     collections_completed: int = 0
     collections_failed: int = 0
     collected_reads: int = 0
+    commands_pending: int = 0
     first_interval_end: int | None = None
     last_interval_end: int | None = None
 
@@ -91,6 +103,15 @@ class HeadEndSupervisor:
         self.ingest = PushBatchIngest(self.keys)
         self.collector = Collector(self.keys, UdpSender(self.sock), self.sock.address)
         self.ingest.ingest.on_response = self.collector.on_response
+        # commands: stored before they are acknowledged on the bus, carried out at most once
+        self.commands = CommandStore.open(config.db_url, data_dir=config.state_dir)
+        self.commander = Commander(
+            self.commands, self.keys, UdpSender(self.sock), self.sock.address
+        )
+        self.ingest.ingest.on_answer = lambda meter_id, apdu: self.commander.on_response(
+            meter_id, apdu, time.time()
+        )
+        self._command_inbox = self.bus.subscribe(SUBJECT_COMMANDS, durable=COMMAND_CONSUMER)
         self._own = WorkerStats(config.state_dir / "supervisor.npy", create=True)
         self._last_flush = self._last_retry = time.monotonic()
 
@@ -138,6 +159,8 @@ class HeadEndSupervisor:
                 batch.payloads, batch.source_ip, batch.source_port, self.sock.address
             )
         self._take_requests()
+        self._take_commands()
+        self.commander.step(time.time())
         now = time.monotonic()
         if now - self._last_retry >= RETRY_SECONDS:
             self._last_retry = now
@@ -161,10 +184,30 @@ class HeadEndSupervisor:
             self._requests[request.request_id] = message
             self.collector.submit(request)
 
+    def _take_commands(self) -> None:
+        now = time.time()
+        for message in self._command_inbox.fetch(1_000):
+            try:
+                request = decode_command_message(message.data)
+            except DecodeError as exc:
+                log.warning("refused a command", extra={"fields": {"reason": str(exc)}})
+                message.ack()
+                continue
+            if isinstance(request, CommandRequest):
+                self.commander.submit(request, now)  # in the store before the ack
+            message.ack()
+
     def flush(self) -> None:
-        """Collected reads to the bus, stored; then finished requests are acknowledged."""
+        """Collected reads and command results to the bus, stored; then finished requests
+        are acknowledged and results marked as published."""
         self._last_flush = time.monotonic()
+        results = self.commander.unpublished_results()
+        for result in results:
+            self.bus.publish(SUBJECT_COMMAND_RESULTS, encode_command_message(result))
         _publish(self.ingest, self.bus, self._own)
+        if results:
+            self.bus.flush()
+            self.commander.mark_published(r.command_id for r in results)
         active = self.collector.active()
         for request_id in [r for r in self._requests if r not in active]:
             self._requests.pop(request_id).ack()
@@ -191,6 +234,7 @@ class HeadEndSupervisor:
         s.collections_pending = self.collector.pending()
         s.collections_completed = self.collector.completed
         s.collections_failed = self.collector.failed
+        s.commands_pending = self.commander.pending()
         return s
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -207,6 +251,7 @@ class HeadEndSupervisor:
         self.flush()
         self.sock.close()
         self.bus.close()
+        self.commands.close()
         self.keys.flush_state()
 
 
