@@ -1,6 +1,12 @@
-"""The head-end as one object: its network endpoint, key store, ingest, collector and bus."""
+"""The head-end as one object: its network endpoint, key store, ingest, collector and bus.
+
+The in-memory shape that ``openami demo`` runs: the same batch ingest (``PushBatchIngest``)
+and collection as the head-end on UDP, over the in-memory network.
+"""
 
 from __future__ import annotations
+
+import numpy as np
 
 from openami.bus.contract import (
     SUBJECT_COLLECT,
@@ -14,11 +20,14 @@ from openami.bus.memory import MemoryBus
 from openami.headend.collection import Collector
 from openami.headend.ingest import Ingest
 from openami.headend.keystore import KeyStore
+from openami.headend.push_batch import PushBatchIngest
 from openami.transport.memory import Address, MemoryEndpoint
+from openami.transport.udp_batch import ip_to_int
 
 __all__ = ["HeadEnd"]
 
 MAX_ATTEMPTS = 3  # sends of one collection request before the head-end gives up on it
+BATCH = 1024  # datagrams per batch, as one recvmmsg call gives them on UDP
 
 
 class HeadEnd:
@@ -29,6 +38,8 @@ class HeadEnd:
         self.endpoint = endpoint
         self.bus = bus
         self.ingest = Ingest(keys)
+        self.pushes = PushBatchIngest(keys, self.ingest)
+        self.address = address
         self.collector = Collector(keys, endpoint, address)
         self.ingest.on_response = self.collector.on_response
         self._collect = bus.subscribe(SUBJECT_COLLECT)
@@ -37,14 +48,20 @@ class HeadEnd:
 
     def poll_network(self) -> int:
         datagrams = self.endpoint.receive_all()
-        for datagram in datagrams:
-            self.ingest.receive(datagram)
+        for lo in range(0, len(datagrams), BATCH):
+            part = datagrams[lo : lo + BATCH]
+            self.pushes.receive(
+                [d.payload for d in part],
+                np.array([ip_to_int(d.source[0]) for d in part], dtype=np.uint32),
+                np.array([d.source[1] for d in part], dtype=np.uint16),
+                self.address,
+            )
         return len(datagrams)
 
     def flush(self) -> None:
         """Publish what was read since the last flush as one batch."""
-        if len(self.ingest.reads):
-            batch = self.ingest.reads.take()
+        batch = self.pushes.take()
+        if batch is not None:
             self.bus.publish(SUBJECT_READS, encode_message(batch))
             self.published_reads += len(batch.meter_id)
         if len(self.ingest.events):
