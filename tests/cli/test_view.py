@@ -35,6 +35,7 @@ def _result(**changes: object) -> DemoResult:
         collection_rounds=2,
         elapsed_s=3.2,
         data_dir="openami-data",
+        deadlines={"by_10_min": 0.9799, "by_1_h": 0.98, "by_24_h": 1.0},
     )
     values.update(changes)
     return DemoResult(**values)  # type: ignore[arg-type]
@@ -54,3 +55,9 @@ def test_a_failed_reconciliation_is_shown_plainly() -> None:
     text = _render(_result(reconciled=False, reconciliation_failures=3, rejected={"security": 2}))
     assert "NO (3 meters)" in text
     assert "security 2" in text
+
+
+def test_no_deadline_figures_show_as_a_dash() -> None:
+    (row,) = [line for line in _render(_result(deadlines={})).splitlines() if "T+24 h" in line]
+    assert row.rstrip().endswith("- │")
+    assert "%" not in row

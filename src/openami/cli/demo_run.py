@@ -35,6 +35,7 @@ from openami.errors import ConfigError
 from openami.fleet.fleet import ADDRESS_BASE, ip_text
 from openami.fleet.scenario import Area, AreaKind, Fault, FaultKind, Scenario
 from openami.fleet.simulator import FleetSimulator, Outgoing
+from openami.headend.deadlines import DeadlineStats
 from openami.headend.keystore import KeyStore
 from openami.headend.service import HeadEnd
 from openami.mdm.gaps import find_gaps, gap_requests, stored_totals
@@ -97,6 +98,8 @@ class DemoResult:
     delivery: dict[str, float] = field(default_factory=dict)  # per area/medium, first tries
     events: dict[str, int] = field(default_factory=dict)
     utility_reads: int = 0  # hourly gas + water index pairs from co-metered meters
+    # mean share of each interval's reads stored by T+10 min, T+1 h, T+24 h (simulated time)
+    deadlines: dict[str, float] = field(default_factory=dict)
     load_curve: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -247,7 +250,9 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     bus = MemoryBus()
     keys = KeyStore()
     keys.provision_all(fleet.identities())
-    headend = HeadEnd(keys, network.bind([HEADEND_ADDRESS]), HEADEND_ADDRESS, bus)
+    headend = HeadEnd(
+        keys, network.bind([HEADEND_ADDRESS]), HEADEND_ADDRESS, bus, step_s=fleet.step_s
+    )
 
     registry = Registry(make_engine(sqlite_url(params.data_dir / "registry.db")))
     registry.register(
@@ -276,7 +281,9 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     def pump() -> None:
         fleet_side.answer_requests()
         headend.poll_network()
-        headend.flush()
+        # the simulated clock: every push of the last interval is in (they are spread over
+        # push_spread_s after its end); re-collection runs at the end of the day
+        headend.flush(fleet.interval_end(fleet.now) + scenario.push_spread_s)
         mdm.poll()
         for message in events.fetch(10_000):
             batch = decode_message(message.data)
@@ -362,6 +369,9 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
         },
         events=dict(sorted(event_counts.items())),
         utility_reads=utility_rows // 2,
+        deadlines=DeadlineStats.overall(
+            DeadlineStats.shares([headend.deadlines.table], step, int(meter_ids.size))
+        ),
         load_curve={k: v.tolist() for k, v in curve.items()},
     )
 

@@ -15,6 +15,7 @@ from rich.live import Live
 from openami.cli.headend_view import supervisor_line, supervisor_status, supervisor_summary
 from openami.fleet.fleet import Fleet
 from openami.fleet.scenario import Scenario
+from openami.headend.deadlines import DeadlineStats
 from openami.headend.shipment import save_shipment
 from openami.headend.supervisor import HeadEndConfig, HeadEndSupervisor
 from openami.transport.memory import Address
@@ -43,7 +44,16 @@ def run_supervised(
     shipment = state_dir / "keys.npz"
     save_shipment(shipment, fleet.key_shipment())
     del fleet
-    config = HeadEndConfig(address, shipment, state_dir, bus_url, workers, rcvbuf, db_url=db_url)
+    config = HeadEndConfig(
+        address,
+        shipment,
+        state_dir,
+        bus_url,
+        workers,
+        rcvbuf,
+        db_url=db_url,
+        step_s=plan.interval_minutes * 60,
+    )
     supervisor = HeadEndSupervisor(config)
     stopping = False
 
@@ -97,4 +107,6 @@ def run_supervised(
         live.stop()
     if as_json:
         summary = supervisor_summary(stats, time.monotonic() - began)
+        shares = supervisor.deadline_shares(plan.meters)
+        summary["deadlines"] = DeadlineStats.overall(shares)
         sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")

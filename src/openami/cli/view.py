@@ -28,6 +28,7 @@ def summary_table(result: DemoResult) -> Table:
             f"{result.collection_requests:,} ({result.collection_rounds})",
         ),
         ("rejected by head-end / meters", _rejected(result.rejected)),
+        ("reads in by T+10 min / T+1 h / T+24 h", _deadlines(result.deadlines)),
         ("energy imported", f"{result.energy_import_kwh:,.1f} kWh"),
         ("energy exported", f"{result.energy_export_kwh:,.1f} kWh"),
         (
@@ -48,3 +49,9 @@ def _rejected(rejected: dict[str, int]) -> str:
     if not total:
         return "0"
     return ", ".join(f"{k} {v:,}" for k, v in sorted(rejected.items()) if v)
+
+
+def _deadlines(shares: dict[str, float]) -> str:
+    if not shares:
+        return "-"
+    return " / ".join(f"{shares[k]:.2%}" for k in ("by_10_min", "by_1_h", "by_24_h"))

@@ -12,12 +12,14 @@ from openami.bus.contract import (
     SUBJECT_COLLECT,
     SUBJECT_EVENTS,
     SUBJECT_READS,
+    Channel,
     CollectRequest,
     decode_message,
     encode_message,
 )
 from openami.bus.memory import MemoryBus
 from openami.headend.collection import Collector
+from openami.headend.deadlines import DeadlineStats
 from openami.headend.ingest import Ingest
 from openami.headend.keystore import KeyStore
 from openami.headend.push_batch import PushBatchIngest
@@ -32,13 +34,19 @@ BATCH = 1024  # datagrams per batch, as one recvmmsg call gives them on UDP
 
 class HeadEnd:
     def __init__(
-        self, keys: KeyStore, endpoint: MemoryEndpoint, address: Address, bus: MemoryBus
+        self,
+        keys: KeyStore,
+        endpoint: MemoryEndpoint,
+        address: Address,
+        bus: MemoryBus,
+        step_s: int = 1800,
     ) -> None:
         self.keys = keys
         self.endpoint = endpoint
         self.bus = bus
         self.ingest = Ingest(keys)
         self.pushes = PushBatchIngest(keys, self.ingest)
+        self.deadlines = DeadlineStats(step_s, slots=4 * 96)
         self.address = address
         self.collector = Collector(keys, endpoint, address)
         self.ingest.on_response = self.collector.on_response
@@ -58,9 +66,14 @@ class HeadEnd:
             )
         return len(datagrams)
 
-    def flush(self) -> None:
-        """Publish what was read since the last flush as one batch."""
+    def flush(self, now_s: float | None = None) -> None:
+        """Publish what was read since the last flush as one batch; ``now_s`` (the meters'
+        clock) counts the reads against their interval's deadlines."""
         batch = self.pushes.take()
+        if batch is not None and now_s is not None:
+            channel = np.asarray(batch.channel, dtype=np.int64)
+            ends = np.asarray(batch.interval_end, dtype=np.int64)
+            self.deadlines.record(ends[channel == Channel.IMPORT_INTERVAL], now_s)
         if batch is not None:
             self.bus.publish(SUBJECT_READS, encode_message(batch))
             self.published_reads += len(batch.meter_id)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+import numpy as np
+
 from openami.bus.base import BusMessage
 from openami.bus.commands import (
     SUBJECT_COMMAND_RESULTS,
@@ -38,6 +40,7 @@ from openami.errors import DecodeError
 from openami.headend.collection import Collector
 from openami.headend.command_store import CommandStore
 from openami.headend.commands import Commander
+from openami.headend.deadlines import DeadlineShares, DeadlineStats
 from openami.headend.push_batch import PushBatchIngest
 from openami.headend.shipment import load_shipment
 from openami.headend.udp import MAX_ATTEMPTS, RETRY_SECONDS, UdpSender
@@ -63,6 +66,7 @@ class HeadEndConfig:
     rcvbuf: int = 4 * 1024 * 1024
     flush_seconds: float = 0.2
     db_url: str | None = None  # commands' store; SQLite under state_dir when None
+    step_s: int = 1800  # the meters' interval
 
 
 @dataclass
@@ -113,6 +117,9 @@ class HeadEndSupervisor:
         )
         self._command_inbox = self.bus.subscribe(SUBJECT_COMMANDS, durable=COMMAND_CONSUMER)
         self._own = WorkerStats(config.state_dir / "supervisor.npy", create=True)
+        self._deadlines = DeadlineStats(
+            config.step_s, path=config.state_dir / "deadlines-supervisor.npy"
+        )
         self._last_flush = self._last_retry = time.monotonic()
 
     def worker_config(self, index: int) -> WorkerConfig:
@@ -125,6 +132,7 @@ class HeadEndSupervisor:
             c.bus_url,
             c.rcvbuf,
             flush_seconds=c.flush_seconds,
+            step_s=c.step_s,
         )
 
     def start(self) -> None:
@@ -204,7 +212,7 @@ class HeadEndSupervisor:
         results = self.commander.unpublished_results()
         for result in results:
             self.bus.publish(SUBJECT_COMMAND_RESULTS, encode_command_message(result))
-        _publish(self.ingest, self.bus, self._own)
+        _publish(self.ingest, self.bus, self._own, self._deadlines)
         if results:
             self.bus.flush()
             self.commander.mark_published(r.command_id for r in results)
@@ -236,6 +244,16 @@ class HeadEndSupervisor:
         s.collections_failed = self.collector.failed
         s.commands_pending = self.commander.pending()
         return s
+
+    def deadline_shares(self, expected: int) -> list[DeadlineShares]:
+        """Per interval seen, the share of ``expected`` reads stored by each deadline."""
+        c = self.config
+        tables = [self._deadlines.table]
+        for i in range(c.workers):
+            path = c.state_dir / f"deadlines-{i}.npy"
+            if path.exists():
+                tables.append(np.load(path, mmap_mode="r"))
+        return DeadlineStats.shares(tables, c.step_s, expected)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Workers stop (flushing what they hold), then the supervisor flushes and closes."""

@@ -35,12 +35,14 @@ from openami.bus.base import Bus
 from openami.bus.contract import (
     SHARDS,
     SUBJECT_EVENTS,
+    Channel,
     EventBatch,
     ReadBatch,
     encode_message,
     reads_subject,
 )
 from openami.bus.factory import bus_from_url
+from openami.headend.deadlines import DeadlineStats
 from openami.headend.push_batch import PushBatchIngest
 from openami.headend.shipment import load_shipment
 from openami.log import get_logger
@@ -102,10 +104,15 @@ class WorkerConfig:
     rcvbuf: int = 4 * 1024 * 1024
     flush_reads: int = 40_000  # reads per flush at most
     flush_seconds: float = 0.2  # and at least this often while reads wait
+    step_s: int = 1800  # the meters' interval, for the deadline statistics
 
     @property
     def stats_path(self) -> Path:
         return self.state_dir / f"worker-{self.index}.npy"
+
+    @property
+    def deadlines_path(self) -> Path:
+        return self.state_dir / f"deadlines-{self.index}.npy"
 
 
 def split_by_shard(batch: ReadBatch) -> dict[int, ReadBatch]:
@@ -148,6 +155,7 @@ def run_worker(config: WorkerConfig) -> None:
     keys.attach_state(config.state_dir / "keys")
     stats = WorkerStats(config.stats_path, create=True)
     stats.set(Stat.PID, os.getpid())
+    deadlines = DeadlineStats(config.step_s, path=config.deadlines_path)
     ingest = PushBatchIngest(keys)
     bus = bus_from_url(config.bus_url)
     # SO_REUSEADDR too: the fleet simulator may hold 0.0.0.0 on the same port for its meters
@@ -167,17 +175,23 @@ def run_worker(config: WorkerConfig) -> None:
                 now - last_flush >= config.flush_seconds
                 and (len(ingest) or len(ingest.ingest.events))
             ):
-                _publish(ingest, bus, stats)
+                _publish(ingest, bus, stats, deadlines)
                 last_flush = now
             stats.set(Stat.HEARTBEAT_MS, int(time.time() * 1000))
-        _publish(ingest, bus, stats)
+        _publish(ingest, bus, stats, deadlines)
     finally:
         sock.close()
         bus.close()
 
 
-def _publish(ingest: PushBatchIngest, bus: Bus, stats: WorkerStats) -> None:
-    """Reads and events to the bus; counted as acknowledged once the bus stored them."""
+def _publish(
+    ingest: PushBatchIngest,
+    bus: Bus,
+    stats: WorkerStats,
+    deadlines: DeadlineStats | None = None,
+) -> None:
+    """Reads and events to the bus; counted as acknowledged (and against their interval's
+    deadlines) once the bus stored them."""
     reads = ingest.take()
     events = ingest.ingest.events.take() if len(ingest.ingest.events) else None
     messages = 0
@@ -192,6 +206,10 @@ def _publish(ingest: PushBatchIngest, bus: Bus, stats: WorkerStats) -> None:
         return
     bus.flush()
     s = stats
+    if reads is not None and deadlines is not None:
+        channel = np.asarray(reads.channel, dtype=np.int64)
+        ends = np.asarray(reads.interval_end, dtype=np.int64)
+        deadlines.record(ends[channel == Channel.IMPORT_INTERVAL], time.time())
     if reads is not None:
         s.add(Stat.READS_ACKED, len(reads.meter_id))
         lo, hi = min(reads.interval_end), max(reads.interval_end)
