@@ -148,6 +148,8 @@ def test_sigkill_during_ingest_loses_nothing_and_stores_nothing_twice(
             "2",
             "--state-dir",
             str(tmp_path / "headend"),
+            "--collect-rate",  # the storm after 50 kills, paced per access point
+            "200",
         ),
         tmp_path / "headend.log",
     )

@@ -92,6 +92,14 @@ def run(
             "postgresql+psycopg://user@127.0.0.1/ami); SQLite under --state-dir by default.",
         ),
     ] = None,
+    collect_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Collection requests a second to the meters behind one access point (with "
+            "--bus nats), so a re-collection storm cannot flood a mesh.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Receive every meter's pushes on UDP (IEC 62056-4-7 wrapper), verify and decrypt them
     with the meter's own keys (replays and tampering refused and counted), publish the reads
@@ -138,6 +146,7 @@ def run(
             idle_exit=idle_exit,
             as_json=as_json,
             db_url=db,
+            collect_rate=collect_rate,
         )
         return
     if workers > 1:

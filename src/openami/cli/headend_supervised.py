@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 
 from openami.cli.headend_view import supervisor_line, supervisor_status, supervisor_summary
-from openami.fleet.fleet import Fleet
 from openami.fleet.scenario import Scenario
+from openami.fleet.simulator import FleetSimulator
 from openami.headend.deadlines import DeadlineStats
 from openami.headend.shipment import save_shipment
 from openami.headend.supervisor import HeadEndConfig, HeadEndSupervisor
@@ -36,14 +36,16 @@ def run_supervised(
     idle_exit: float | None,
     as_json: bool,
     db_url: str | None = None,
+    collect_rate: float = 10.0,
 ) -> None:
     err = Console(stderr=True)
     err.print(f"loading the key shipment of {plan.meters:,} meters")
-    fleet = Fleet(plan)
-    fleet.port = meter_port
+    # the meters' keys, and the access point that serves each (from network management)
+    sim = FleetSimulator(plan)
+    sim.fleet.port = meter_port
     shipment = state_dir / "keys.npz"
-    save_shipment(shipment, fleet.key_shipment())
-    del fleet
+    save_shipment(shipment, sim.fleet.key_shipment() | {"access_point": sim.access_points()})
+    del sim
     config = HeadEndConfig(
         address,
         shipment,
@@ -53,6 +55,7 @@ def run_supervised(
         rcvbuf,
         db_url=db_url,
         step_s=plan.interval_minutes * 60,
+        collect_rate_per_ap=collect_rate,
     )
     supervisor = HeadEndSupervisor(config)
     stopping = False

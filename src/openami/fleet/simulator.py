@@ -296,6 +296,17 @@ class FleetSimulator:
             return None
         return reply_at + float(back[0]), answer
 
+    def access_points(self) -> IntArray:
+        """Per meter, a fleet-wide number for the access point (concentrator, base station)
+        that serves it now, as the utility's network management knows it; -1 where a mesh
+        meter has no route. The head-end paces collection per access point with it."""
+        out = np.full(self.fleet.n, -1, dtype=np.int64)
+        for g, net in self.networks.items():
+            members = np.flatnonzero(self.group == g)
+            local = net.access_point[self.local[members]]
+            out[members] = np.where(local >= 0, g * 1_000_000 + local, -1)
+        return out
+
     def delivery_by_group(self) -> list[tuple[str, str, int, int]]:
         """(area, medium, sent, delivered) for every network, for progress displays."""
         return [

@@ -7,12 +7,13 @@ sends again whatever is still unanswered (lost on the way there or back), up to 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from openami.bus.contract import CollectRequest
-from openami.errors import DecodeError
+from openami.errors import DecodeError, SecurityError
 from openami.headend.ingest import entries_of
 from openami.headend.keystore import KeyStore
 from openami.protocols.dlms.apdu import (
@@ -37,7 +38,7 @@ from openami.protocols.dlms.wrapper import (
 )
 from openami.transport.memory import Address
 
-__all__ = ["Collector", "DatagramSender"]
+__all__ = ["AccessPointPacer", "Collector", "DatagramSender"]
 
 HEADEND_SYSTEM_TITLE = b"OAMHES01"
 CONFIRMED_HIGH_PRIORITY = 0xC0  # invoke-id-and-priority: priority high, service confirmed
@@ -56,19 +57,75 @@ class DatagramSender(Protocol):
     def sendto(self, payload: bytes, source: Address, destination: Address) -> None: ...
 
 
+class AccessPointPacer:
+    """A token bucket per access point: at most ``rate`` requests a second to the meters
+    behind one access point (``burst`` at once), so that a re-collection storm after an
+    outage cannot flood a mesh whose access point carries a few tens of kbit/s. Meters
+    with no known access point (-1) are not paced."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("pacing needs a positive rate and a burst of at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens: dict[int, tuple[float, float]] = {}  # ap -> (tokens, at)
+        self.held = 0  # requests that had to wait their turn
+
+    def take(self, access_point: int, now: float) -> bool:
+        if access_point < 0:
+            return True
+        tokens, at = self._tokens.get(access_point, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._tokens[access_point] = (tokens, now)
+            self.held += 1
+            return False
+        self._tokens[access_point] = (tokens - 1.0, now)
+        return True
+
+
 class Collector:
-    def __init__(self, keys: KeyStore, endpoint: DatagramSender, address: Address) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        endpoint: DatagramSender,
+        address: Address,
+        pacer: AccessPointPacer | None = None,
+    ) -> None:
         self.keys = keys
         self.endpoint = endpoint
         self.address = address
+        self.pacer = pacer
         self._pending: dict[int, _Pending] = {}  # meter_id -> the one request in flight
         self._queued: list[CollectRequest] = []
+        self._ranges: set[tuple[int, int, int]] = set()  # (meter, from, to) queued or in flight
         self.sent = 0
         self.completed = 0
         self.failed = 0
+        self.merged = 0  # requests for a range already asked for
 
     def submit(self, request: CollectRequest) -> None:
+        """Queue ``request``, unless the same range of the same meter is already queued or
+        in flight (an MDMS asking again while the head-end paces a storm)."""
+        key = (request.meter_id, request.from_end, request.to_end)
+        if key in self._ranges:
+            self.merged += 1
+            return
+        self._ranges.add(key)
         self._queued.append(request)
+
+    def _done(self, request: CollectRequest) -> None:
+        self._ranges.discard((request.meter_id, request.from_end, request.to_end))
+
+    def _paced(self, meter_id: int, now: float) -> bool:
+        """Whether a request to ``meter_id`` may leave now."""
+        if self.pacer is None:
+            return True
+        try:
+            row = self.keys.by_id(meter_id).row
+        except SecurityError:
+            return True  # _send reports the unknown meter
+        return self.pacer.take(int(self.keys.access_point[row]), now)
 
     def pending(self) -> int:
         return len(self._pending) + len(self._queued)
@@ -79,22 +136,26 @@ class Collector:
             r.request_id for r in self._queued
         }
 
-    def dispatch(self) -> None:
-        """Send queued requests: one in flight per meter, the rest wait their turn."""
+    def dispatch(self, now: float | None = None) -> None:
+        """Send queued requests: one in flight per meter, paced per access point; the rest
+        wait their turn."""
+        now = time.monotonic() if now is None else now
         waiting: list[CollectRequest] = []
         for request in self._queued:
-            if request.meter_id in self._pending:
+            if request.meter_id in self._pending or not self._paced(request.meter_id, now):
                 waiting.append(request)
             else:
                 self._send(_Pending(request, 0, 0))
         self._queued = waiting
 
-    def retry_pending(self, max_attempts: int) -> None:
+    def retry_pending(self, max_attempts: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         for pending in list(self._pending.values()):
             if pending.attempts >= max_attempts:
                 del self._pending[pending.request.meter_id]
+                self._done(pending.request)
                 self.failed += 1
-            else:
+            elif self._paced(pending.request.meter_id, now):
                 self._send(pending)
 
     def _send(self, pending: _Pending) -> None:
@@ -131,5 +192,6 @@ class Collector:
         if any(not lo <= e.interval_end <= hi for e in entries):
             raise DecodeError("meter answered with entries outside the requested range")
         del self._pending[meter_id]
+        self._done(pending.request)
         self.completed += 1
         return entries

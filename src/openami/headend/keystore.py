@@ -132,6 +132,8 @@ class KeyStore:
         self.last: IntArray = np.zeros(0, dtype=np.int64)
         self.seen = np.zeros(0, dtype=np.uint64)
         self.client: IntArray = np.zeros(0, dtype=np.int64)
+        # the access point that serves each meter (-1: unknown), for pacing collection
+        self.access_point: IntArray = np.zeros(0, dtype=np.int64)
         self._pending: list[tuple[int, bytes, Address, bytes, bytes]] = []
         self._by_title: tuple[npt.NDArray[np.uint64], IntArray] | None = None
         self._by_id: tuple[IntArray, IntArray] | None = None
@@ -171,13 +173,16 @@ class KeyStore:
         ak: npt.NDArray[np.uint8],
         ip: npt.NDArray[np.uint32],
         port: npt.NDArray[np.uint16],
+        access_point: IntArray | None = None,
     ) -> int:
         """Install a whole shipment given as columns (a million meters in a blink)."""
         self._merge()
         n = int(meter_id.size)
         if not (title.shape == (n,) and ek.shape == ak.shape == (n, 16) and ip.shape == (n,)):
             raise ConfigError("key shipment columns differ in length")
-        self._append(meter_id, title, ek, ak, ip, port)
+        if access_point is not None and access_point.shape != (n,):
+            raise ConfigError("key shipment columns differ in length")
+        self._append(meter_id, title, ek, ak, ip, port, access_point)
         return n
 
     def _merge(self) -> None:
@@ -201,6 +206,7 @@ class KeyStore:
         ak: npt.NDArray[np.uint8],
         ip: npt.NDArray[np.uint32],
         port: npt.NDArray[np.uint16],
+        access_point: IntArray | None = None,
     ) -> None:
         if self.state_path is not None:
             raise ConfigError("provision every meter before attaching the state files")
@@ -229,6 +235,8 @@ class KeyStore:
         self.last = np.concatenate([self.last, np.full(m, -1, dtype=np.int64)])[keep]
         self.seen = np.concatenate([self.seen, np.zeros(m, dtype=np.uint64)])[keep]
         self.client = np.concatenate([self.client, np.zeros(m, dtype=np.int64)])[keep]
+        aps = np.full(m, -1, dtype=np.int64) if access_point is None else access_point
+        self.access_point = np.concatenate([self.access_point, aps.astype(np.int64)])[keep]
         self._by_title = self._by_id = None
 
     def attach_state(self, directory: Path) -> bool:

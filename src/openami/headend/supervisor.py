@@ -37,7 +37,7 @@ from openami.bus.commands import (
 from openami.bus.contract import SUBJECT_COLLECT, CollectRequest, decode_message
 from openami.bus.factory import bus_from_url
 from openami.errors import DecodeError
-from openami.headend.collection import Collector
+from openami.headend.collection import AccessPointPacer, Collector
 from openami.headend.command_store import CommandStore
 from openami.headend.commands import Commander
 from openami.headend.deadlines import DeadlineShares, DeadlineStats
@@ -67,6 +67,7 @@ class HeadEndConfig:
     flush_seconds: float = 0.2
     db_url: str | None = None  # commands' store; SQLite under state_dir when None
     step_s: int = 1800  # the meters' interval
+    collect_rate_per_ap: float = 10.0  # collection requests a second behind one access point
 
 
 @dataclass
@@ -105,7 +106,8 @@ class HeadEndSupervisor:
         # requests leave from (and answers come back to) a socket of the supervisor's own
         self.sock = BatchUdpSocket((config.listen[0], 0), rcvbuf=config.rcvbuf, max_batch=256)
         self.ingest = PushBatchIngest(self.keys)
-        self.collector = Collector(self.keys, UdpSender(self.sock), self.sock.address)
+        pacer = AccessPointPacer(config.collect_rate_per_ap, 2 * config.collect_rate_per_ap)
+        self.collector = Collector(self.keys, UdpSender(self.sock), self.sock.address, pacer)
         self.ingest.ingest.on_response = self.collector.on_response
         # commands: stored before they are acknowledged on the bus, carried out at most once
         self.commands = CommandStore.open(config.db_url, data_dir=config.state_dir)
