@@ -100,6 +100,14 @@ def run(
             "--bus nats), so a re-collection storm cannot flood a mesh.",
         ),
     ] = 10.0,
+    collect_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Collect every meter's profile every so many hours of the meters' time, as "
+            "a safety net under the pushes (with --bus nats; 0: off).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Receive every meter's pushes on UDP (IEC 62056-4-7 wrapper), verify and decrypt them
     with the meter's own keys (replays and tampering refused and counted), publish the reads
@@ -133,6 +141,12 @@ def run(
         from openami.bus.factory import bus_from_url
         from openami.cli.headend_supervised import run_supervised
 
+        every_s, step_s = round(collect_every * 3600), plan.interval_minutes * 60
+        if every_s and (every_s < step_s or every_s % step_s):
+            raise ConfigError(
+                f"--collect-every {collect_every:g} h is not a whole number of the scenario's "
+                f"{plan.interval_minutes}-minute intervals"
+            )
         bus_from_url(bus).close()  # a wrong URL or a bus that is down: say so before starting
         run_supervised(
             plan,
@@ -147,6 +161,7 @@ def run(
             as_json=as_json,
             db_url=db,
             collect_rate=collect_rate,
+            collect_every_s=every_s,
         )
         return
     if workers > 1:

@@ -37,6 +37,7 @@ def run_supervised(
     as_json: bool,
     db_url: str | None = None,
     collect_rate: float = 10.0,
+    collect_every_s: int = 0,
 ) -> None:
     err = Console(stderr=True)
     err.print(f"loading the key shipment of {plan.meters:,} meters")
@@ -56,6 +57,7 @@ def run_supervised(
         db_url=db_url,
         step_s=plan.interval_minutes * 60,
         collect_rate_per_ap=collect_rate,
+        collect_every_s=collect_every_s,
     )
     supervisor = HeadEndSupervisor(config)
     stopping = False

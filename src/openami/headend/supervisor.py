@@ -42,6 +42,7 @@ from openami.headend.command_store import CommandStore
 from openami.headend.commands import Commander
 from openami.headend.deadlines import DeadlineShares, DeadlineStats
 from openami.headend.push_batch import PushBatchIngest
+from openami.headend.schedule import CollectionSchedule
 from openami.headend.shipment import load_shipment
 from openami.headend.udp import MAX_ATTEMPTS, RETRY_SECONDS, UdpSender
 from openami.headend.worker import Stat, WorkerConfig, WorkerStats, _publish, run_worker
@@ -68,6 +69,7 @@ class HeadEndConfig:
     db_url: str | None = None  # commands' store; SQLite under state_dir when None
     step_s: int = 1800  # the meters' interval
     collect_rate_per_ap: float = 10.0  # collection requests a second behind one access point
+    collect_every_s: int = 0  # whole-fleet collection every so many seconds of meter time
 
 
 @dataclass
@@ -118,6 +120,11 @@ class HeadEndSupervisor:
             meter_id, apdu, time.time()
         )
         self._command_inbox = self.bus.subscribe(SUBJECT_COMMANDS, durable=COMMAND_CONSUMER)
+        self.schedule = (
+            CollectionSchedule(self.keys.meter_id, config.collect_every_s, config.step_s)
+            if config.collect_every_s
+            else None
+        )
         self._own = WorkerStats(config.state_dir / "supervisor.npy", create=True)
         self._deadlines = DeadlineStats(
             config.step_s, path=config.state_dir / "deadlines-supervisor.npy"
@@ -169,6 +176,7 @@ class HeadEndSupervisor:
                 batch.payloads, batch.source_ip, batch.source_port, self.sock.address
             )
         self._take_requests()
+        self._scheduled()
         self._take_commands()
         self.commander.step(time.time())
         now = time.monotonic()
@@ -192,6 +200,21 @@ class HeadEndSupervisor:
                 message.ack()
                 continue
             self._requests[request.request_id] = message
+            self.collector.submit(request)
+
+    def _scheduled(self) -> None:
+        """The next slice of the periodic collection, once the collector has room for it
+        (its queue is walked on every turn, so it is kept short)."""
+        if self.schedule is None or self.collector.pending() > self.schedule.slice_size:
+            return
+        newest = max(
+            (
+                WorkerStats(self.config.state_dir / f"worker-{i}.npy")[Stat.LAST_END]
+                for i in range(self.config.workers)
+            ),
+            default=0,
+        )
+        for request in self.schedule.due(newest or None):
             self.collector.submit(request)
 
     def _take_commands(self) -> None:
