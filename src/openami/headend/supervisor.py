@@ -44,6 +44,7 @@ from openami.headend.deadlines import DeadlineShares, DeadlineStats
 from openami.headend.push_batch import PushBatchIngest
 from openami.headend.schedule import CollectionSchedule
 from openami.headend.shipment import load_shipment
+from openami.headend.tcp import TcpFrames
 from openami.headend.udp import MAX_ATTEMPTS, RETRY_SECONDS, UdpSender
 from openami.headend.worker import Stat, WorkerConfig, WorkerStats, _publish, run_worker
 from openami.log import get_logger
@@ -70,6 +71,7 @@ class HeadEndConfig:
     step_s: int = 1800  # the meters' interval
     collect_rate_per_ap: float = 10.0  # collection requests a second behind one access point
     collect_every_s: int = 0  # whole-fleet collection every so many seconds of meter time
+    tcp: bool = True  # also take pushes over TCP on the listen address
 
 
 @dataclass
@@ -108,6 +110,8 @@ class HeadEndSupervisor:
         # requests leave from (and answers come back to) a socket of the supervisor's own
         self.sock = BatchUdpSocket((config.listen[0], 0), rcvbuf=config.rcvbuf, max_batch=256)
         self.ingest = PushBatchIngest(self.keys)
+        # meters that push over TCP: the same port number, a stream of wrapper frames
+        self.tcp = TcpFrames(config.listen) if config.tcp else None
         pacer = AccessPointPacer(config.collect_rate_per_ap, 2 * config.collect_rate_per_ap)
         self.collector = Collector(self.keys, UdpSender(self.sock), self.sock.address, pacer)
         self.ingest.ingest.on_response = self.collector.on_response
@@ -292,6 +296,8 @@ class HeadEndSupervisor:
                 if process.is_alive():
                     process.kill()
         self.flush()
+        if self.tcp is not None:
+            self.tcp.close()
         self.sock.close()
         self.bus.close()
         self.commands.close()
