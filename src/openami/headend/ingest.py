@@ -34,12 +34,17 @@ from openami.protocols.dlms.profile import (
     decode_entry,
     decode_push_fast,
 )
-from openami.protocols.dlms.wrapper import decode_wrapper
+from openami.protocols.dlms.wrapper import (
+    CLIENT_MANAGEMENT_WPORT,
+    METER_MANAGEMENT_WPORT,
+    decode_wrapper,
+)
 from openami.transport.memory import Datagram
 
 __all__ = ["EventColumns", "Ingest", "ReadColumns"]
 
 log = get_logger("headend.ingest")
+_WPORTS = (METER_MANAGEMENT_WPORT, CLIENT_MANAGEMENT_WPORT)  # every datagram a meter sends us
 
 
 @dataclass
@@ -132,6 +137,12 @@ class Ingest:
     def receive(self, datagram: Datagram) -> None:
         try:
             frame = decode_wrapper(datagram.payload)
+            if (frame.source_wport, frame.destination_wport) != _WPORTS:
+                # the wPorts are outside what the key authenticates: a frame not from a
+                # meter's management logical device to our management client is not ours
+                raise DecodeError(
+                    f"wrapper from wPort {frame.source_wport} to {frame.destination_wport}"
+                )
             outer = decode_apdu(frame.apdu)
             if not isinstance(outer, GeneralGloCiphering):
                 raise SecurityError("clear-text APDU refused on Route A")
