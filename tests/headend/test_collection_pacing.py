@@ -29,12 +29,12 @@ def _keys(n: int, aps: list[int]) -> KeyStore:
     c = fleet.key_shipment()
     keys = KeyStore()
     keys.provision_columns(
-        c["meter_id"],
-        c["title"],
-        c["ek"],
-        c["ak"],
-        c["ip"],
-        c["port"],
+        np.asarray(c["meter_id"], np.int64),
+        np.asarray(c["title"], np.uint64),
+        np.asarray(c["ek"], np.uint8),
+        np.asarray(c["ak"], np.uint8),
+        np.asarray(c["ip"], np.uint32),
+        np.asarray(c["port"], np.uint16),
         np.array(aps, dtype=np.int64),
     )
     return keys
