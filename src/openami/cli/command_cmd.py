@@ -11,9 +11,12 @@ import msgspec
 import typer
 from rich.console import Console
 
-from openami.errors import ConfigError
+from openami.errors import ConfigError, DecodeError
+from openami.protocols.dlms.axdr import BitString, Data, DataType
 
 __all__ = ["command"]
+
+_TEXT = (DataType.VISIBLE_STRING, DataType.UTF8_STRING)
 
 
 def _target(text: str) -> tuple[int, str, int]:
@@ -24,6 +27,31 @@ def _target(text: str) -> tuple[int, str, int]:
         return int(parts[0]), parts[1], int(parts[2])
     except ValueError:
         raise ConfigError(f"--target {text!r}: class and id must be numbers") from None
+
+
+def plain(data: Data) -> object:
+    """A meter's A-XDR value as plain JSON-able Python: numbers and booleans as they are,
+    arrays and structures as lists, a 12-octet string that is a valid COSEM date-time as ISO
+    text, other octet strings as hexadecimal."""
+    from openami.protocols.dlms.cosem_datetime import decode_datetime
+
+    value = data.value
+    if isinstance(value, tuple) and data.type in (DataType.ARRAY, DataType.STRUCTURE):
+        return [plain(item) for item in value if isinstance(item, Data)]
+    if isinstance(value, BitString):
+        return value.bits.hex()
+    if isinstance(value, bytes):
+        if data.type in _TEXT:
+            return value.decode("utf-8", "replace")
+        if len(value) == 12:
+            try:
+                return decode_datetime(value).isoformat()
+            except DecodeError:
+                pass
+        return value.hex()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
 
 
 def command(
@@ -72,6 +100,7 @@ def command(
         encode_command_message,
     )
     from openami.bus.factory import bus_from_url
+    from openami.headend.command_plans import command_problem
     from openami.protocols.dlms.axdr import decode_data
 
     try:
@@ -87,12 +116,21 @@ def command(
     request = CommandRequest(
         f"cli-{uuid.uuid4().hex}", meter, what, int(time.time() + deadline), amps, minutes, aim, raw
     )
+    # what the head-end would refuse for its input (a missing --amps, a target that is no
+    # OBIS code) is said here and nothing is sent; a kind it does not support yet goes, to
+    # be recorded and answered as failed
+    problem = command_problem(request)
+    if problem is not None and what not in (CommandKind.FIRMWARE, CommandKind.KEY_CHANGE):
+        raise ConfigError(problem)
     err = Console(stderr=True)
     with bus_from_url(bus) as the_bus:
         results = the_bus.subscribe(SUBJECT_COMMAND_RESULTS)  # before publishing: none missed
         the_bus.publish(SUBJECT_COMMANDS, encode_command_message(request))
         the_bus.flush()
-        err.print(f"command {request.command_id} ({what.value}) for meter {meter} is queued")
+        err.print(
+            f"command {request.command_id} ({what.value}) for meter {meter} is queued",
+            soft_wrap=True,
+        )
         result: CommandResult | None = None
         until = time.monotonic() + wait
         while result is None and time.monotonic() < until:
@@ -106,18 +144,23 @@ def command(
             err.print(f"no result within {wait:g} s; the head-end carries on with it")
             raise typer.Exit(1)
         return
-    state = None
+    state: object = None
     if result.state is not None:
         try:
-            state = repr(decode_data(result.state).value)
-        except Exception:
+            state = plain(decode_data(result.state))
+        except DecodeError:
             state = result.state.hex()
     if as_json:
-        out = msgspec.structs.asdict(result) | {"state": state}
+        out = msgspec.structs.asdict(result) | {
+            "state": state,
+            "state_axdr": None if result.state is None else result.state.hex(),
+        }
         sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
     else:
         err.print(
-            f"{result.status.value}: {result.reason}" + (f" (state {state})" if state else "")
+            f"{result.status.value}: {result.reason}"
+            + (f" (state {state})" if state is not None else ""),
+            soft_wrap=True,
         )
     if result.status is not CommandStatus.SUCCESS:
         raise typer.Exit(1)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import msgspec
@@ -23,6 +25,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 JST = timezone(timedelta(hours=9))
+
+
+class _Stopped(Exception):
+    """SIGTERM: stop where the run is and report what was done."""
+
+
+def _stop(_sig: int, _frame: FrameType | None) -> None:
+    raise _Stopped
 
 
 def parse_address(text: str, what: str, default_port: int = 4059) -> tuple[str, int]:
@@ -95,7 +105,8 @@ def run(
     """Run a scenario's fleet: every meter pushes its interval reads over UDP (IEC 62056-4-7
     wrapper, port 4059), ciphered with its own keys, from its own 127.1.x.y address, and
     answers the head-end's requests at that address. Faults of the scenario happen on time;
-    the field networks lose and delay what their physics says.
+    the field networks lose and delay what their physics says. SIGTERM stops it early, with
+    the totals of what it did.
 
     Example: openami fleet run --scenario scenarios/demo.toml --days 1 --speed max
 
@@ -134,6 +145,7 @@ def run(
             sim.delivery_by_group(),
         )
 
+    signal.signal(signal.SIGTERM, _stop)
     try:
         if err.is_terminal:
             with Live(view(), console=err, refresh_per_second=4, transient=as_json) as live:
@@ -144,7 +156,11 @@ def run(
                 lambda _r, t: err.print(status_line(t, intervals, time.monotonic() - began, sim)),
                 linger_s=linger,
             )
+    except _Stopped:
+        totals = runner.totals
+        err.print("stopped (SIGTERM)")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         sock.close()
     elapsed = time.monotonic() - began
     summary = {
@@ -159,6 +175,12 @@ def run(
         "sent_per_s": round(totals.sent / elapsed, 1) if elapsed > 0 else 0.0,
         "waited_for_headend_s": round(totals.waited_s, 3),
         "headend_drops": totals.headend_drops,
+        # per meter id, the head-end's requests (other than load profile reads) the meter
+        # carried out, and the copies it answered again without carrying them out
+        "executed": {
+            str(int(sim.fleet.meter_ids[i])): n for i, n in sim.server.carried_out.items()
+        },
+        "repeated": sim.server.repeated,
         "delivery": {
             f"{a}/{m}": round(d / s, 4) if s else 1.0 for a, m, s, d in sim.delivery_by_group()
         },

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -124,6 +124,7 @@ class MeterServer:
         fleet: Fleet,
         *,
         clock: Callable[[], datetime] | None = None,
+        true_time: Callable[[], datetime] | None = None,
         client_title: bytes = b"OAMHES01",
         max_sessions: int = 1_024,
         idle_s: float = 120.0,
@@ -134,6 +135,11 @@ class MeterServer:
         self.clock = clock or (
             lambda: datetime.fromtimestamp(fleet.interval_end(fleet.now), tz=UTC)
         )
+        # what a time a client writes (a time sync) is measured against: the meters' own clock
+        # by default; a fleet on simulated time serving a head-end on the wall clock sets the
+        # wall clock here, so that the written time's error is the request's age, not the gap
+        # between the two time lines
+        self.true_time = true_time
         self.client_title = client_title
         self.max_sessions = max_sessions
         self.idle_s = idle_s
@@ -145,6 +151,10 @@ class MeterServer:
         self._answered: OrderedDict[int, _Answered] = OrderedDict()
         self.max_remembered = max_remembered
         self.repeated = 0  # answers given again to a copy of the last request
+        # per meter (index), requests carried out by the full server (GET/SET/ACTION other
+        # than the load profile read), each a new invocation counter; copies answered again
+        # are not counted here but in ``repeated``
+        self.carried_out: Counter[int] = Counter()
         self.rejected = 0
         self.models_built = 0
 
@@ -157,7 +167,7 @@ class MeterServer:
         f = self.fleet
         keys = f.identity(i)
         ring = KeyRing(keys.ek, keys.ak, keys.kek)
-        base = build_meter_model(f, i, self.clock, self.client_title, ring)
+        base = build_meter_model(f, i, self.clock, self.client_title, ring, self.true_time)
         self.models_built += 1
         return _RecordingModel(base, self._writes.setdefault(i, []))
 
@@ -217,6 +227,8 @@ class MeterServer:
             return self._through(i, session, frame, challenge or _challenge())
         if session is not None:
             answer = self._through(i, session, frame, b"")
+            if answer is not None:
+                self.carried_out[i] += 1
             if session.pre_established:
                 self._remember(i, int(self.fleet.last_client_counter[i]), frame.apdu, answer)
             return answer
@@ -239,6 +251,8 @@ class MeterServer:
         association = ServerAssociation.pre_established(self._settings(i), glo.system_title)
         session = _Session(CosemSession(self.model(i), association), True)
         answer = self._through(i, session, frame, b"")
+        if answer is not None:
+            self.carried_out[i] += 1
         self._remember(i, counter, frame.apdu, answer)
         if session.cosem.transfer_in_progress:
             self._keep(i, session)  # the client comes back for the next block

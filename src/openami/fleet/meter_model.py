@@ -96,9 +96,12 @@ def build_meter_model(
     now: Callable[[], datetime],
     client_title: bytes = b"OAMHES01",
     ring: KeyRing | None = None,
+    true_time: Callable[[], datetime] | None = None,
 ) -> ObjectModel:
     """The object model of meter ``index``; intervals ending after ``now()`` do not exist yet.
-    Built when something talks to the meter; its state lives in the fleet's columns."""
+    Built when something talks to the meter; its state lives in the fleet's columns. A time
+    written to the clock is compared with ``true_time()`` (``now()`` when not given) to find
+    the clock's remaining error."""
     PROFILE_DEPTH = fleet.profile_depth
     step = fleet.step_s
     captures = [(c, ln.to_bytes(), a) for c, ln, a in CAPTURE_OBJECTS]
@@ -160,7 +163,8 @@ def build_meter_model(
             moment = decode_datetime(value.value)
         except DecodeError:
             return DataAccessResult.TYPE_UNMATCHED
-        offset = (moment - now()).total_seconds()
+        # ``true_time``: the time line of the client that set it, where it is not the meters'
+        offset = (moment - (true_time or now)()).total_seconds()
         fleet.sync_clock(np.array([index], dtype=np.int64), offset, now=closed())
         return DataAccessResult.SUCCESS
 

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,10 @@ class FleetRunner:
         window_bytes: int = 256 * 1024,
     ) -> None:
         self.sim = sim
+        if sim.server.true_time is None:
+            # the head-end across the network keeps the wall clock, not the simulation's:
+            # a time it sets is off from true time by the request's age, nothing more
+            sim.server.true_time = lambda: datetime.now(UTC)
         self.sock = sock
         self.headend_ip = ip_to_int(headend[0])
         self.headend_port = headend[1]

@@ -8,6 +8,7 @@ sends again whatever is still unanswered (lost on the way there or back), up to 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -103,6 +104,10 @@ class Collector:
         self.completed = 0
         self.failed = 0
         self.merged = 0  # requests for a range already asked for
+        # meters nothing else may be sent to now (a command to them waits for its answer, and
+        # a meter answers a command's copy only if it carried out nothing newer): their
+        # requests wait, queued or in flight, without spending an attempt
+        self.hold: Callable[[int], bool] | None = None
 
     def submit(self, request: CollectRequest) -> None:
         """Queue ``request``, unless the same range of the same meter is already queued or
@@ -130,6 +135,13 @@ class Collector:
     def pending(self) -> int:
         return len(self._pending) + len(self._queued)
 
+    def in_flight(self, meter_id: int) -> bool:
+        """Whether a request to ``meter_id`` was sent and is not answered or given up yet."""
+        return meter_id in self._pending
+
+    def _held(self, meter_id: int) -> bool:
+        return self.hold is not None and self.hold(meter_id)
+
     def active(self) -> set[str]:
         """The ``request_id`` of every request queued or in flight."""
         return {p.request.request_id for p in self._pending.values()} | {
@@ -142,7 +154,8 @@ class Collector:
         now = time.monotonic() if now is None else now
         waiting: list[CollectRequest] = []
         for request in self._queued:
-            if request.meter_id in self._pending or not self._paced(request.meter_id, now):
+            meter_id = request.meter_id
+            if meter_id in self._pending or self._held(meter_id) or not self._paced(meter_id, now):
                 waiting.append(request)
             else:
                 self._send(_Pending(request, 0, 0))
@@ -155,7 +168,9 @@ class Collector:
                 del self._pending[pending.request.meter_id]
                 self._done(pending.request)
                 self.failed += 1
-            elif self._paced(pending.request.meter_id, now):
+            elif not self._held(pending.request.meter_id) and self._paced(
+                pending.request.meter_id, now
+            ):
                 self._send(pending)
 
     def _send(self, pending: _Pending) -> None:

@@ -26,7 +26,7 @@ socket or a clock.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,9 @@ class Commander:
         self.duplicates = 0  # submits of an id already known
         self._flights: dict[int, _Flight] = {}
         self._now = 0.0  # the latest time given to any method
+        # meters with another request of the head-end's in flight (a collection): a command
+        # for one waits, so that one answer can never be taken for the other's
+        self.hold: Callable[[int], bool] | None = None
         self._raise_counters()
         for record in store.in_state(CommandState.SENT):
             self._flights[record.meter_id] = self._resume(record)
@@ -258,6 +261,8 @@ class Commander:
         sent = 0
         for record in self.store.in_state(CommandState.ACCEPTED):
             if record.meter_id in self._flights:
+                continue
+            if self.hold is not None and self.hold(record.meter_id):
                 continue
             request = _request_of(record)
             if now >= request.deadline:
@@ -415,6 +420,12 @@ class Commander:
 
     def in_flight(self) -> int:
         return len(self._flights)
+
+    def busy(self, meter_id: int) -> bool:
+        """Whether a command (or its read-back) to ``meter_id`` waits for the meter's answer:
+        until it ends, nothing else may reach that meter, or the meter would take a copy of
+        the request, sent again, for a replay."""
+        return meter_id in self._flights
 
     def pending(self) -> int:
         """Commands not ended yet: waiting to be sent or waiting for an answer."""

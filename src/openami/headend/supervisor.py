@@ -123,6 +123,10 @@ class HeadEndSupervisor:
         self.ingest.ingest.on_answer = lambda meter_id, apdu: self.commander.on_response(
             meter_id, apdu, time.time()
         )
+        # one request in flight per meter across both: a collection sent between a command
+        # and its copy would make the meter take the copy for a replay
+        self.collector.hold = self.commander.busy
+        self.commander.hold = self.collector.in_flight
         self._command_inbox = self.bus.subscribe(SUBJECT_COMMANDS, durable=COMMAND_CONSUMER)
         self.schedule = (
             CollectionSchedule(self.keys.meter_id, config.collect_every_s, config.step_s)
