@@ -12,6 +12,8 @@ The tree::
     ├── TransportError           a transport could not send or receive
     ├── BusError                 the bus refused a publish or an acknowledgement
     ├── StoreError               storage could not persist or read data
+    ├── RegistryError            a registry change breaks a rule (overlapping contracts, a
+    │                            unit serving two meters, an unknown meter)
     └── BenchmarkError           an unknown benchmark, or one that could not run
 
 Decoders raise only ``DecodeError`` (or ``SecurityError`` where keys are involved) on any
@@ -28,6 +30,7 @@ __all__ = [
     "DecodeError",
     "LocalProtocolError",
     "ProtocolError",
+    "RegistryError",
     "RemoteProtocolError",
     "SecurityError",
     "StoreError",
@@ -73,6 +76,12 @@ class BusError(AmiError):
 
 class StoreError(AmiError):
     """Storage could not persist or read data."""
+
+
+class RegistryError(AmiError):
+    """A change to the MDMS registry breaks one of its rules (two contracts in force at once
+    on a usage point, a gap between contracts, a communication unit serving two meters, a
+    meter or contract that does not exist); the message names what and when."""
 
 
 class BenchmarkError(AmiError):
