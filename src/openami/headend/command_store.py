@@ -28,8 +28,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
-    Dialect,
     Engine,
     Float,
     Integer,
@@ -37,7 +35,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    TypeDecorator,
     func,
     select,
     update,
@@ -46,7 +43,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from openami.errors import AmiError, LocalProtocolError, StoreError
-from openami.store.sql import make_engine, sqlite_url
+from openami.store.sql import UtcDateTime, make_engine, sqlite_url
 
 __all__ = [
     "FINAL_STATES",
@@ -70,27 +67,6 @@ class CommandState(StrEnum):
 
 FINAL_STATES = frozenset({CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED})
 _OPEN_STATES = (CommandState.ACCEPTED.value, CommandState.SENT.value)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp that goes in aware and comes out aware, in UTC, on every backend (SQLite
-    keeps no zone: it stores UTC and gets the zone back on the way out)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise LocalProtocolError("naive datetimes are not stored; give a time zone")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()
