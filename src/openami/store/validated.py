@@ -1,0 +1,245 @@
+"""Validated reads: the versions VEE and people make of the raw reads, kept apart from them.
+
+Where they live: a second day-partitioned Parquet dataset next to the raw one,
+``validated_reads/day=YYYY-MM-DD/part-*.parquet``, one row per (meter, channel, interval
+end, version) of the interval channels, with the quality flags (``openami.mdm.vee.flags``),
+the value's origin (measured, estimated, edited, or missing) and, for edits, who and why.
+
+Why apart: the raw dataset is the evidence of what the meters said, and stays exactly as
+received; everything VEE concludes can be recomputed from it with other rules. Bills,
+Route C and reports read the validated dataset. Keeping both in one table would mean
+rewriting raw files on every estimate, or every reader filtering raw from derived.
+
+Why versions, not updates: every change is a new row with the next version number and the
+previous rows stay, so an estimate replaced by the late actual, or a value a person edited,
+can always be shown with what it was before (the audit is a view: ``audit``). The current
+value of a read is its highest version. A write is one new file per day touched, written the
+way ``lake.py`` writes (temporary file, fsync, rename, fsync of the folder): a run's rows are
+all there or none are, and because who/why travel in the same row as the edited value, an
+edit and its audit record cannot be separated by a crash.
+
+Next to it, two small per-day files VEE needs the next time it runs, each replaced whole:
+``vee_stats/day=.../stats.parquet`` (per meter: median, MAD, peak of the day, for the spike
+rule) and ``vee_gaps/day=.../gaps.parquet`` (the re-collection state of missing intervals).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from openami.errors import StoreError
+
+__all__ = ["KEY", "VALIDATED_SCHEMA", "Origin", "ValidatedStore", "day_of"]
+
+VALIDATED_SCHEMA = pa.schema(
+    [
+        ("meter_id", pa.int64()),
+        ("channel", pa.int8()),
+        ("interval_end", pa.timestamp("s", tz="UTC")),
+        ("value_wh", pa.int64()),
+        ("version", pa.int16()),
+        ("flags", pa.uint32()),
+        ("origin", pa.int8()),
+        ("edited_by", pa.string()),
+        ("reason", pa.string()),
+        ("written_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+KEY = ["meter_id", "channel", "interval_end"]
+_POLARS = {
+    "meter_id": pl.Int64(),
+    "channel": pl.Int8(),
+    "interval_end": pl.Int64(),  # Unix seconds inside openami's frames
+    "value_wh": pl.Int64(),
+    "version": pl.Int16(),
+    "flags": pl.UInt32(),
+    "origin": pl.Int8(),
+    "edited_by": pl.String(),
+    "reason": pl.String(),
+}
+ROW_GROUP = 1 << 20
+
+
+class Origin(IntEnum):
+    MISSING = 0  # no value yet (flagged missing, waiting for re-collection or estimation)
+    MEASURED = 1
+    ESTIMATED = 2
+    EDITED = 3
+
+
+def day_of(interval_end: int) -> date:
+    return datetime.fromtimestamp(interval_end - interval_end % 86_400, tz=UTC).date()
+
+
+def _day_name(day: date) -> str:
+    return day.isoformat()
+
+
+def _atomic_write(folder: Path, name: str, table: pa.Table) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd", row_group_size=ROW_GROUP)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / name)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StoreError(f"cannot write to {folder}: {exc.strerror}") from None
+    return folder / name
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=_POLARS)
+
+
+class ValidatedStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.reads_dir = root / "validated_reads"
+        self.stats_dir = root / "vee_stats"
+        self.gaps_dir = root / "vee_gaps"
+        try:
+            self.reads_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.reads_dir}: {exc.strerror}") from None
+
+    # --- validated reads ------------------------------------------------------------------
+
+    def append(self, rows: pl.DataFrame, written_at: datetime | None = None) -> int:
+        """Store versions (``interval_end`` in Unix seconds; ``edited_by``/``reason``
+        optional); one new file per day touched, rows in the order given (VEE gives them
+        by channel, meter and interval end, which Parquet compresses best). Returns the
+        rows written."""
+        if rows.height == 0:
+            return 0
+        at = written_at or datetime.now(UTC)
+        full = rows.with_columns(
+            [
+                pl.lit(None, dtype=pl.String()).alias(c)
+                for c in ("edited_by", "reason")
+                if c not in rows.columns
+            ]
+        ).select([pl.col(c).cast(t) for c, t in _POLARS.items()])
+        full = full.with_columns(_day=pl.col("interval_end") // 86_400)
+        stamp = int(at.timestamp() * 1000)
+        for part in full.partition_by("_day", maintain_order=True):
+            day = date(1970, 1, 1) + timedelta(days=int(part["_day"][0]))
+            table = part.drop("_day").to_arrow()
+            columns = {c: table.column(c) for c in _POLARS if c != "interval_end"}
+            columns["interval_end"] = table.column("interval_end").cast(pa.timestamp("s", tz="UTC"))
+            columns["written_at"] = pa.array(np.full(part.height, stamp, dtype=np.int64)).cast(
+                pa.timestamp("ms", tz="UTC")
+            )
+            table = pa.table(columns).select(VALIDATED_SCHEMA.names).cast(VALIDATED_SCHEMA)
+            name = f"part-{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+            _atomic_write(self.reads_dir / f"day={_day_name(day)}", name, table)
+        return rows.height
+
+    def files(self, day: date) -> list[Path]:
+        return sorted((self.reads_dir / f"day={_day_name(day)}").glob("part-*.parquet"))
+
+    def versions(
+        self, day: date, meter_ids: Sequence[int] | pl.Series | None = None
+    ) -> pl.DataFrame:
+        """Every stored version of the day's reads (optionally of some meters only), with
+        ``interval_end`` in Unix seconds and ``written_at`` as stored."""
+        files = self.files(day)
+        if not files:
+            return _empty().with_columns(written_at=pl.lit(None, dtype=pl.Datetime("ms", "UTC")))
+        try:
+            scan = pl.scan_parquet(files)
+            if meter_ids is not None:
+                ids = pl.Series(meter_ids, dtype=pl.Int64)
+                scan = (
+                    scan.filter(
+                        pl.col("meter_id").is_between(ids.min(), ids.max())
+                        & pl.col("meter_id").is_in(ids.implode())
+                    )
+                    if ids.len()
+                    else scan.filter(pl.lit(False))
+                )
+            return scan.with_columns(
+                pl.col("interval_end").dt.epoch("s").alias("interval_end")
+            ).collect()
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise StoreError(f"cannot read validated reads of {day}: {exc}") from None
+
+    def current(
+        self, day: date, meter_ids: Sequence[int] | pl.Series | None = None
+    ) -> pl.DataFrame:
+        """The highest version of each read of the day."""
+        rows = self.versions(day, meter_ids)
+        if len(self.files(day)) <= 1:
+            return rows
+        return rows.sort("version").unique(KEY, keep="last").sort(KEY)
+
+    def audit(self, days: Iterable[date]) -> pl.DataFrame:
+        """Every edit of those days: the new value and flags, who, why and when, next to
+        the version it replaced (``previous_value_wh``, ``previous_flags``,
+        ``previous_origin``, ``previous_version``)."""
+        frames = [self.versions(d) for d in days]
+        rows = pl.concat(frames) if frames else _empty()
+        if rows.height == 0:
+            return rows.with_columns(
+                previous_version=pl.lit(None, pl.Int16),
+                previous_value_wh=pl.lit(None, pl.Int64),
+                previous_flags=pl.lit(None, pl.UInt32),
+                previous_origin=pl.lit(None, pl.Int8),
+            )
+        rows = rows.sort([*KEY, "version"])
+        prev = [
+            pl.col(c).shift(1).over(KEY).alias(f"previous_{c}")
+            for c in ("version", "value_wh", "flags", "origin")
+        ]
+        return rows.with_columns(prev).filter(pl.col("edited_by").is_not_null())
+
+    def bytes_per_read(self, day: date) -> float:
+        """Stored bytes per stored read version of the day."""
+        files = self.files(day)
+        count = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        return sum(f.stat().st_size for f in files) / count if count else 0.0
+
+    # --- per-day side files ---------------------------------------------------------------
+
+    def _save(self, folder: Path, day: date, name: str, frame: pl.DataFrame) -> None:
+        _atomic_write(folder / f"day={_day_name(day)}", name, frame.to_arrow())
+
+    def _load(self, folder: Path, day: date, name: str) -> pl.DataFrame | None:
+        path = folder / f"day={_day_name(day)}" / name
+        if not path.exists():
+            return None
+        try:
+            return pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+
+    def save_stats(self, day: date, stats: pl.DataFrame) -> None:
+        self._save(self.stats_dir, day, "stats.parquet", stats)
+
+    def load_stats(self, days: Iterable[date]) -> pl.DataFrame | None:
+        frames = [
+            f for d in days if (f := self._load(self.stats_dir, d, "stats.parquet")) is not None
+        ]
+        return pl.concat(frames) if frames else None
+
+    def save_gaps(self, day: date, gaps: pl.DataFrame) -> None:
+        self._save(self.gaps_dir, day, "gaps.parquet", gaps)
+
+    def load_gaps(self, day: date) -> pl.DataFrame | None:
+        return self._load(self.gaps_dir, day, "gaps.parquet")
