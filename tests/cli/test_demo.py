@@ -43,6 +43,13 @@ def test_demo_stores_every_read_and_reconciles(
     assert int(s["reads_received"]) + int(s["reads_recollected"]) == s["reads_expected"]  # type: ignore[call-overload]
     assert (tmp_path / "load-curve.png").stat().st_size > 10_000
     assert float(s["energy_import_kwh"]) > 0  # type: ignore[arg-type]
+    # the MDMS stage: every interval passed VEE and every contract is bill-ready, with the
+    # time-of-use energies adding up to what was imported
+    assert s["vee_valid"] == 30 * 96 and s["vee_failed"] == 0
+    assert s["bill_ready"] == s["contracts"] == 30
+    periods = s["billed_kwh_by_period"]
+    assert isinstance(periods, dict) and set(periods) == {"day", "night"}
+    assert abs(sum(periods.values()) - float(s["energy_import_kwh"])) < 0.01  # type: ignore[arg-type]
 
 
 def test_running_twice_on_one_data_dir_adds_no_duplicates(

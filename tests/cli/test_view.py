@@ -36,6 +36,12 @@ def _result(**changes: object) -> DemoResult:
         elapsed_s=3.2,
         data_dir="openami-data",
         deadlines={"by_10_min": 0.9799, "by_1_h": 0.98, "by_24_h": 1.0},
+        vee_valid=96_000,
+        vee_failed=0,
+        vee_findings={"power_down/import": 120},
+        contracts=1000,
+        bill_ready=1000,
+        billed_kwh_by_period={"day": 17_943.7, "night": 4_560.5},
     )
     values.update(changes)
     return DemoResult(**values)  # type: ignore[arg-type]

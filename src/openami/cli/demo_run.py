@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from openami.bus.contract import (
     encode_message,
 )
 from openami.bus.memory import MemoryBus
+from openami.cli.demo_mdm import vee_and_bill
 from openami.errors import ConfigError
 from openami.fleet.fleet import ADDRESS_BASE, ip_text
 from openami.fleet.scenario import Area, AreaKind, Fault, FaultKind, Scenario
@@ -100,6 +101,13 @@ class DemoResult:
     utility_reads: int = 0  # hourly gas + water index pairs from co-metered meters
     # mean share of each interval's reads stored by T+10 min, T+1 h, T+24 h (simulated time)
     deadlines: dict[str, float] = field(default_factory=dict)
+    # after VEE: meter-intervals of the run valid (or estimated) and failing; findings by rule
+    vee_valid: int = 0
+    vee_failed: int = 0
+    vee_findings: dict[str, int] = field(default_factory=dict)
+    contracts: int = 0  # one per meter, over the run, on the time-of-use plan
+    bill_ready: int = 0
+    billed_kwh_by_period: dict[str, float] = field(default_factory=dict)
     load_curve: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -333,6 +341,11 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     inner = stored_totals(lake, meter_ids, int(ends[0]), int(ends[-1]))
     failures = np.union1d(meter_ids[~truth_ok], inner.failures())
 
+    report("validating and billing", n_intervals, n_intervals)
+    first_end_at = datetime.fromtimestamp(int(ends[0]), tz=UTC)
+    mdm_outcome = vee_and_bill(
+        lake, fleet, first_end_at, datetime.fromtimestamp(int(ends[-1]), tz=UTC)
+    )
     curve = _load_curve(lake, ends)
     utility_rows = _utility_rows(lake)  # in the lake, from this run and earlier ones
     pushes = headend.ingest.accepted["push"]
@@ -369,6 +382,12 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
         },
         events=dict(sorted(event_counts.items())),
         utility_reads=utility_rows // 2,
+        vee_valid=mdm_outcome.valid_intervals,
+        vee_failed=mdm_outcome.failed_intervals,
+        vee_findings=mdm_outcome.vee_flags,
+        contracts=mdm_outcome.contracts,
+        bill_ready=mdm_outcome.bill_ready,
+        billed_kwh_by_period=mdm_outcome.period_kwh,
         deadlines=DeadlineStats.overall(
             DeadlineStats.shares([headend.deadlines.table], step, int(meter_ids.size))
         ),

@@ -29,6 +29,10 @@ def summary_table(result: DemoResult) -> Table:
         ),
         ("rejected by head-end / meters", _rejected(result.rejected)),
         ("reads in by T+10 min / T+1 h / T+24 h", _deadlines(result.deadlines)),
+        ("intervals valid after VEE / failing", f"{result.vee_valid:,} / {result.vee_failed:,}"),
+        ("VEE findings", _findings(result.vee_findings)),
+        ("bill-ready contracts", f"{result.bill_ready:,} of {result.contracts:,}"),
+        ("billed by time of use", _periods(result.billed_kwh_by_period)),
         ("energy imported", f"{result.energy_import_kwh:,.1f} kWh"),
         ("energy exported", f"{result.energy_export_kwh:,.1f} kWh"),
         (
@@ -55,3 +59,15 @@ def _deadlines(shares: dict[str, float]) -> str:
     if not shares:
         return "-"
     return " / ".join(f"{shares[k]:.2%}" for k in ("by_10_min", "by_1_h", "by_24_h"))
+
+
+def _findings(findings: dict[str, int]) -> str:
+    if not findings:
+        return "none"
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(findings.items()))
+
+
+def _periods(periods: dict[str, float]) -> str:
+    if not periods:
+        return "-"
+    return ", ".join(f"{k} {v:,.1f} kWh" for k, v in sorted(periods.items()))

@@ -144,7 +144,18 @@ class Fleet:
         self.clock_fault = np.zeros(n, dtype=bool)
         self.powered = np.ones(n, dtype=bool)
         self.connected = np.ones(n, dtype=bool)
-        self.contract_amps = rng.choice(np.array([30, 40, 50, 60]), n).astype(np.int16)
+        # the ampere contract: at least what the household's appliances need at once (a
+        # breaker set lower would trip), sometimes more
+        drawn = rng.choice(np.array([30, 40, 50, 60]), n)
+        tr0 = self.traits
+        size = tr0.household_size.astype(np.int64)
+        needed = np.select([size <= 1, size == 2, size <= 4], [30, 40, 50], 60)
+        needed = np.where(tr0.all_electric, 60, needed)
+        # shops and offices: a low-voltage power contract sized for their peak, up to six
+        # times their average draw over a day (open hours, air conditioning), in 10 A steps
+        shop_amps = np.ceil(tr0.base_kwh_day / 24.0 * 6.0 * 1000.0 / 100.0 / 10.0) * 10.0
+        needed = np.where(size == 0, np.maximum(shop_amps, 60), needed)
+        self.contract_amps = np.maximum(drawn, needed).astype(np.int16)
 
         # Every meter has been in service for a while: its registers stay above zero over the
         # 45-day buffer before the origin too. Import: at least 45 days of the most its traits

@@ -46,6 +46,7 @@ from openami.mdm.billing.tariff import (
     load_tariffs,
     parse_tariffs,
 )
+from openami.mdm.billing.validated_reads import load_validated_reads
 
 __all__ = [
     "CONTRACT_COLUMNS",
@@ -69,6 +70,7 @@ __all__ = [
     "holiday_dates",
     "load_interval_reads",
     "load_tariffs",
+    "load_validated_reads",
     "merge_partials",
     "parse_tariffs",
     "periods_long",
