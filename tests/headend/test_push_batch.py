@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openami.bus.contract import ReadBatch
+from openami.bus.contract import Channel, ReadBatch
 from openami.fleet.fleet import Fleet
 from openami.fleet.pushgen import PushEncoder
 from openami.headend.ingest import Ingest
-from openami.headend.push_batch import PushBatchIngest
+from openami.headend.push_batch import PushBatchIngest, split_by_shard
 from openami.transport.memory import Datagram
 from openami.transport.udp_batch import ip_to_int
 from tests.conftest import provisioned_keys
@@ -137,3 +137,37 @@ def test_an_empty_batch_is_nothing(n: int) -> None:
     ingest = PushBatchIngest(provisioned_keys(fleet))
     ingest.receive([], np.zeros(n, np.uint32), np.zeros(n, np.uint16), HES)
     assert ingest.take() is None
+
+
+def _fed(fleet: Fleet, traffic: list[Datagram], size: int) -> PushBatchIngest:
+    ingest = PushBatchIngest(provisioned_keys(fleet))
+    for start in range(0, len(traffic), size):
+        part = traffic[start : start + size]
+        ingest.receive(
+            [d.payload for d in part],
+            np.array([ip_to_int(d.source[0]) for d in part], dtype=np.uint32),
+            np.array([d.source[1] for d in part], dtype=np.uint16),
+            HES,
+        )
+    return ingest
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 64))
+def test_reads_by_shard_are_the_one_batch_split_by_shard(seed: int, size: int) -> None:
+    fleet, traffic = _traffic(seed, meters=40)
+    whole = _fed(fleet, traffic, size).take()
+    ingest = _fed(fleet, traffic, size)
+    taken = ingest.take_by_shard()
+    assert whole is not None and taken is not None
+    assert taken.batches == split_by_shard(whole)
+    assert list(taken.batches) == sorted(taken.batches)
+    assert taken.reads == len(whole.meter_id)
+    assert (taken.first_end, taken.last_end) == (min(whole.interval_end), max(whole.interval_end))
+    imports = [
+        end
+        for end, channel in zip(whole.interval_end, whole.channel, strict=True)
+        if channel == Channel.IMPORT_INTERVAL
+    ]
+    assert sorted(taken.import_ends.tolist()) == sorted(imports)
+    assert ingest.take_by_shard() is None and ingest.take() is None

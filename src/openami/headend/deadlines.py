@@ -58,12 +58,17 @@ class DeadlineStats:
             return
         numbers = interval_ends // self.step_s
         band = np.searchsorted(np.asarray(DEADLINES_S), now_s - interval_ends, side="left")
-        slot = numbers % self.slots
-        for s, number in zip(*np.unique(np.stack([slot, numbers]), axis=1), strict=True):
+        # a batch holds few distinct intervals: count per (interval, band) with one bincount
+        unique, inverse = np.unique(numbers, return_inverse=True)
+        counts = np.bincount(
+            inverse.ravel() * _BANDS + band, minlength=unique.size * _BANDS
+        ).reshape(unique.size, _BANDS)
+        for number, row in zip(unique.tolist(), counts, strict=True):
+            s = number % self.slots
             if self.table[s, 0] != number:  # an old interval's slot: start it again
                 self.table[s] = 0
                 self.table[s, 0] = number
-        np.add.at(self.table, (slot, 1 + band), 1)
+            self.table[s, 1:] += row
 
     @staticmethod
     def shares(tables: list[IntArray], step_s: int, expected: int) -> list[DeadlineShares]:

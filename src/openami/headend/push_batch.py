@@ -10,18 +10,22 @@ Everything else (other lengths, other headers, co-metering pushes, events, answe
 requests, and pushes whose plaintext is not the expected entry) goes through the general
 ``Ingest`` one by one, so both paths accept and refuse the same inputs.
 
-Reads come out as NumPy columns; ``take`` turns them into one bus message.
+Reads come out as NumPy columns; ``take`` turns them into one bus message, ``take_by_shard``
+into one per meter shard (what an ingest worker publishes). Either converts each value to a
+Python int once: building the message lists is a large share of a worker's time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from openami.bus.contract import Channel, ReadBatch, ReadSource
+from openami.bus.contract import SHARDS, Channel, ReadBatch, ReadSource
 from openami.errors import DecodeError
 from openami.headend.ingest import Ingest
 from openami.headend.keystore import KeyStore
@@ -38,7 +42,7 @@ from openami.protocols.dlms.push_layout import (
 from openami.protocols.dlms.security import SC_AUTHENTICATED_ENCRYPTED, TAG_LEN
 from openami.transport.memory import Address, Datagram
 
-__all__ = ["PushBatchIngest"]
+__all__ = ["PushBatchIngest", "ShardedReads", "split_by_shard"]
 
 IntArray = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -69,6 +73,8 @@ _CHANNELS = np.array(
     ],
     dtype=np.int64,
 )
+_CHANNEL_LIST = _CHANNELS.tolist()
+_PUSH = int(ReadSource.PUSH)
 
 
 @dataclass
@@ -220,31 +226,35 @@ class PushBatchIngest:
         decryptor that accepts a truncated tag, which is the per-datagram floor here.
         """
         ek, aad = self._key_blobs()
-        zeros = bytes(PLAIN)
-        keystream: list[bytes] = []
-        ciphers: list[AESGCM] = []
-        ivs: list[bytes] = []
-        for c, r in zip(at.tolist(), rows.tolist(), strict=True):
-            base = c * SIZE
-            iv = (
-                blob[base + TITLE_AT : base + TITLE_AT + 8]
-                + blob[base + COUNTER_AT : base + CIPHER_AT]
-            )
-            aead = AESGCM(ek[16 * r : 16 * r + 16])
-            keystream.append(aead.encrypt(iv, zeros, None)[:PLAIN])
-            ciphers.append(aead)
-            ivs.append(iv)
+        n = int(at.size)
         frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, SIZE)[at]
-        stream = np.frombuffer(b"".join(keystream), dtype=np.uint8).reshape(-1, PLAIN)
+        ivs = list(
+            _rows_of(
+                np.concatenate(
+                    [frames[:, TITLE_AT : TITLE_AT + 8], frames[:, COUNTER_AT:CIPHER_AT]], axis=1
+                ).tobytes(),
+                12,
+                n,
+            )
+        )
+        # per row, C-level iteration only (map): the Python loop cost as much as the cipher
+        ciphers = list(map(AESGCM, _picks(ek, rows, 16)))
+        sealed = PLAIN + 16  # what AESGCM.encrypt returns: ciphertext, then the whole tag
+        zeros = b"".join(map(AESGCM.encrypt, ciphers, ivs, repeat(bytes(PLAIN), n), repeat(None)))
+        stream = np.frombuffer(zeros, dtype=np.uint8).reshape(n, sealed)[:, :PLAIN]
         plain = frames[:, CIPHER_AT : CIPHER_AT + PLAIN] ^ stream
-        texts = plain.tobytes()
-        tags = [
-            aead.encrypt(iv, texts[PLAIN * j : PLAIN * (j + 1)], aad[17 * r : 17 * r + 17])[
-                PLAIN : PLAIN + TAG_LEN
-            ]
-            for j, (aead, iv, r) in enumerate(zip(ciphers, ivs, rows.tolist(), strict=True))
+        again = b"".join(
+            map(
+                AESGCM.encrypt,
+                ciphers,
+                ivs,
+                _rows_of(plain.tobytes(), PLAIN, n),
+                _picks(aad, rows, 17),
+            )
+        )
+        expected = np.frombuffer(again, dtype=np.uint8).reshape(n, sealed)[
+            :, PLAIN : PLAIN + TAG_LEN
         ]
-        expected = np.frombuffer(b"".join(tags), dtype=np.uint8).reshape(-1, TAG_LEN)
         authentic = (expected == frames[:, CIPHER_AT + PLAIN :]).all(axis=1)
         return plain, authentic
 
@@ -276,31 +286,133 @@ class PushBatchIngest:
                 ends[k] = -1
         return ends[inverse.ravel()]
 
+    def _take_entries(self) -> _Entries | None:
+        parts, self._parts, self._pending = self._parts, [], 0
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return _Entries(
+            np.concatenate([p.meter_id for p in parts]),
+            np.concatenate([p.interval_end for p in parts]),
+            np.concatenate([p.status for p in parts]),
+            np.concatenate([p.values for p in parts]),
+        )
+
     def take(self) -> ReadBatch | None:
         """Every read since the last take, as one bus message (None when there are none)."""
         general = self.ingest.reads.take() if len(self.ingest.reads) else None
-        parts, self._parts, self._pending = self._parts, [], 0
-        if not parts:
+        entries = self._take_entries()
+        if entries is None:
             return general
-        meter_id = np.concatenate([p.meter_id for p in parts])
-        ends = np.concatenate([p.interval_end for p in parts])
-        status = np.concatenate([p.status for p in parts])
-        values = np.concatenate([p.values for p in parts])
-        batch = ReadBatch(
-            meter_id=np.repeat(meter_id, 4).tolist(),
-            channel=np.tile(_CHANNELS, meter_id.size).tolist(),
-            interval_end=np.repeat(ends, 4).tolist(),
-            value_wh=values.ravel().tolist(),
-            source=[int(ReadSource.PUSH)] * (4 * meter_id.size),
-            status=np.repeat(status, 4).tolist(),
+        batch = _read_batch(entries, 0, entries.meter_id.size)
+        return batch if general is None else _joined(batch, general)
+
+    def take_by_shard(self) -> ShardedReads | None:
+        """Every read since the last take, as one bus message per meter shard
+        (``meter_id % SHARDS``, see ``bus.contract``), each in ``take``'s order; None when
+        there are none.
+
+        The pushes are put in shard order while they are arrays, so each value becomes a
+        Python int once (``split_by_shard(take())`` turns every list back into an array and
+        then into lists again), and what the head-end counts of them comes from the arrays.
+        """
+        general = self.ingest.reads.take() if len(self.ingest.reads) else None
+        entries = self._take_entries()
+        if entries is None and general is None:
+            return None
+        batches: dict[int, ReadBatch] = {}
+        ends: list[IntArray] = []  # of the import-interval reads
+        extent: list[int] = []  # interval ends: the earliest and latest of each part
+        reads = 0
+        if entries is not None:
+            shard = entries.meter_id % SHARDS
+            order = np.argsort(shard, kind="stable")
+            bounds = np.searchsorted(shard[order], np.arange(SHARDS + 1)).tolist()
+            ordered = _Entries(
+                entries.meter_id[order],
+                entries.interval_end[order],
+                entries.status[order],
+                entries.values[order],
+            )
+            for s in range(SHARDS):
+                if bounds[s] < bounds[s + 1]:
+                    batches[s] = _read_batch(ordered, bounds[s], bounds[s + 1])
+            reads += 4 * entries.meter_id.size
+            ends.append(entries.interval_end)
+            extent += [int(entries.interval_end.min()), int(entries.interval_end.max())]
+        if general is not None:
+            for s, part in split_by_shard(general).items():
+                batches[s] = _joined(batches[s], part) if s in batches else part
+            reads += len(general.meter_id)
+            channel = np.asarray(general.channel, dtype=np.int64)
+            general_ends = np.asarray(general.interval_end, dtype=np.int64)
+            ends.append(general_ends[channel == Channel.IMPORT_INTERVAL])
+            extent += [int(general_ends.min()), int(general_ends.max())]
+        return ShardedReads(
+            dict(sorted(batches.items())), reads, np.concatenate(ends), min(extent), max(extent)
         )
-        if general is None:
-            return batch
-        return ReadBatch(
-            meter_id=batch.meter_id + general.meter_id,
-            channel=batch.channel + general.channel,
-            interval_end=batch.interval_end + general.interval_end,
-            value_wh=batch.value_wh + general.value_wh,
-            source=batch.source + general.source,
-            status=batch.status + general.status,
-        )
+
+
+@dataclass(frozen=True)
+class ShardedReads:
+    """Reads taken for the bus, one message per meter shard, and what a head-end counts of
+    them once the bus stored them."""
+
+    batches: dict[int, ReadBatch]  # shard -> its reads
+    reads: int
+    import_ends: IntArray  # interval end of each import-interval read (deadline statistics)
+    first_end: int  # earliest and latest interval end of any read
+    last_end: int
+
+
+def _rows_of(data: bytes, width: int, n: int) -> Iterator[bytes]:
+    """The ``n`` consecutive ``width``-octet pieces of ``data``."""
+    return map(
+        data.__getitem__,
+        map(slice, range(0, width * n, width), range(width, width * (n + 1), width)),
+    )
+
+
+def _picks(data: bytes, rows: IntArray, width: int) -> Iterator[bytes]:
+    """Piece ``rows[i]`` of ``data`` cut in ``width``-octet pieces, for each i."""
+    at = rows * width
+    return map(data.__getitem__, map(slice, at.tolist(), (at + width).tolist()))
+
+
+def _read_batch(entries: _Entries, lo: int, hi: int) -> ReadBatch:
+    """The reads of the pushes ``lo:hi`` of ``entries``: four per push, in channel order."""
+    k = hi - lo
+    return ReadBatch(
+        meter_id=np.repeat(entries.meter_id[lo:hi], 4).tolist(),
+        channel=_CHANNEL_LIST * k,
+        interval_end=np.repeat(entries.interval_end[lo:hi], 4).tolist(),
+        value_wh=entries.values[lo:hi].ravel().tolist(),
+        source=[_PUSH] * (4 * k),
+        status=np.repeat(entries.status[lo:hi], 4).tolist(),
+    )
+
+
+def _joined(first: ReadBatch, then: ReadBatch) -> ReadBatch:
+    return ReadBatch(
+        meter_id=first.meter_id + then.meter_id,
+        channel=first.channel + then.channel,
+        interval_end=first.interval_end + then.interval_end,
+        value_wh=first.value_wh + then.value_wh,
+        source=first.source + then.source,
+        status=first.status + then.status,
+    )
+
+
+def split_by_shard(batch: ReadBatch) -> dict[int, ReadBatch]:
+    """One batch per meter shard (``meter_id % SHARDS``), each in the original order."""
+    ids = np.asarray(batch.meter_id, dtype=np.int64)
+    shard = ids % SHARDS
+    columns = {
+        name: np.asarray(getattr(batch, name), dtype=np.int64) for name in batch.__struct_fields__
+    }
+    out: dict[int, ReadBatch] = {}
+    for s in np.unique(shard).tolist():
+        pick = shard == s
+        out[int(s)] = ReadBatch(**{name: col[pick].tolist() for name, col in columns.items()})
+    return out

@@ -33,17 +33,14 @@ import numpy.typing as npt
 
 from openami.bus.base import Bus
 from openami.bus.contract import (
-    SHARDS,
     SUBJECT_EVENTS,
-    Channel,
     EventBatch,
-    ReadBatch,
     encode_message,
     reads_subject,
 )
 from openami.bus.factory import bus_from_url
 from openami.headend.deadlines import DeadlineStats
-from openami.headend.push_batch import PushBatchIngest
+from openami.headend.push_batch import PushBatchIngest, split_by_shard
 from openami.headend.shipment import load_shipment
 from openami.log import get_logger
 from openami.transport.memory import Address
@@ -115,20 +112,6 @@ class WorkerConfig:
         return self.state_dir / f"deadlines-{self.index}.npy"
 
 
-def split_by_shard(batch: ReadBatch) -> dict[int, ReadBatch]:
-    """One batch per meter shard (``meter_id % SHARDS``), each in the original order."""
-    ids = np.asarray(batch.meter_id, dtype=np.int64)
-    shard = ids % SHARDS
-    columns = {
-        name: np.asarray(getattr(batch, name), dtype=np.int64) for name in batch.__struct_fields__
-    }
-    out: dict[int, ReadBatch] = {}
-    for s in np.unique(shard).tolist():
-        pick = shard == s
-        out[int(s)] = ReadBatch(**{name: col[pick].tolist() for name, col in columns.items()})
-    return out
-
-
 def _die_with_parent() -> None:
     """Ask the kernel to kill this process when its parent dies (Linux), so a supervisor
     killed with SIGKILL leaves no worker holding a share of the port."""
@@ -192,11 +175,11 @@ def _publish(
 ) -> None:
     """Reads and events to the bus; counted as acknowledged (and against their interval's
     deadlines) once the bus stored them."""
-    reads = ingest.take()
+    reads = ingest.take_by_shard()
     events = ingest.ingest.events.take() if len(ingest.ingest.events) else None
     messages = 0
     if reads is not None:
-        for shard, part in split_by_shard(reads).items():
+        for shard, part in reads.batches.items():
             bus.publish(reads_subject(shard), encode_message(part))
             messages += 1
     if events is not None:
@@ -207,15 +190,12 @@ def _publish(
     bus.flush()
     s = stats
     if reads is not None and deadlines is not None:
-        channel = np.asarray(reads.channel, dtype=np.int64)
-        ends = np.asarray(reads.interval_end, dtype=np.int64)
-        deadlines.record(ends[channel == Channel.IMPORT_INTERVAL], time.time())
+        deadlines.record(reads.import_ends, time.time())
     if reads is not None:
-        s.add(Stat.READS_ACKED, len(reads.meter_id))
-        lo, hi = min(reads.interval_end), max(reads.interval_end)
-        if s[Stat.FIRST_END] == 0 or lo < s[Stat.FIRST_END]:
-            s.set(Stat.FIRST_END, lo)
-        s.set(Stat.LAST_END, max(hi, s[Stat.LAST_END]))
+        s.add(Stat.READS_ACKED, reads.reads)
+        if s[Stat.FIRST_END] == 0 or reads.first_end < s[Stat.FIRST_END]:
+            s.set(Stat.FIRST_END, reads.first_end)
+        s.set(Stat.LAST_END, max(reads.last_end, s[Stat.LAST_END]))
     if isinstance(events, EventBatch):
         s.add(Stat.EVENTS_ACKED, len(events.meter_id))
     s.add(Stat.BUS_MESSAGES, messages)
