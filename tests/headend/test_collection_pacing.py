@@ -74,3 +74,21 @@ def test_asking_again_for_the_same_range_sends_it_once() -> None:
     collector.submit(_request(2, k=1))  # another range of the same meter: queued
     collector.dispatch(now=0.0)
     assert len(sent.to) == 1 and collector.merged == 1 and collector.pending() == 2
+
+
+def test_an_unanswered_request_is_sent_again_later_each_time() -> None:
+    keys = _keys(1, [-1])
+    sent = Sent()
+    collector = Collector(keys, sent, HES, backoff_s=1.0, max_backoff_s=4.0)
+    collector.submit(_request(1))
+    collector.dispatch(now=0.0)
+    times = []
+    now = 0.0
+    while now < 20.0:
+        before = len(sent.to)
+        collector.retry_pending(max_attempts=8, now=now)
+        if len(sent.to) > before:
+            times.append(now)
+        now += 0.25
+    # 1 s, then 2, then 4, then every 4 s (the cap)
+    assert times[:5] == [1.0, 3.0, 7.0, 11.0, 15.0]

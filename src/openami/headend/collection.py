@@ -50,6 +50,7 @@ class _Pending:
     request: CollectRequest
     invoke_id: int
     attempts: int
+    sent_at: float = 0.0
 
 
 class DatagramSender(Protocol):
@@ -92,11 +93,17 @@ class Collector:
         endpoint: DatagramSender,
         address: Address,
         pacer: AccessPointPacer | None = None,
+        backoff_s: float = 0.0,
+        max_backoff_s: float = 60.0,
     ) -> None:
         self.keys = keys
         self.endpoint = endpoint
         self.address = address
         self.pacer = pacer
+        # a request unanswered is sent again after backoff_s, then twice as long each time
+        # (0: at every retry turn, as on the in-memory network where nothing is in transit)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
         self._pending: dict[int, _Pending] = {}  # meter_id -> the one request in flight
         self._queued: list[CollectRequest] = []
         self._ranges: set[tuple[int, int, int]] = set()  # (meter, from, to) queued or in flight
@@ -158,7 +165,7 @@ class Collector:
             if meter_id in self._pending or self._held(meter_id) or not self._paced(meter_id, now):
                 waiting.append(request)
             else:
-                self._send(_Pending(request, 0, 0))
+                self._send(_Pending(request, 0, 0), now)
         self._queued = waiting
 
     def retry_pending(self, max_attempts: int, now: float | None = None) -> None:
@@ -168,15 +175,21 @@ class Collector:
                 del self._pending[pending.request.meter_id]
                 self._done(pending.request)
                 self.failed += 1
-            elif not self._held(pending.request.meter_id) and self._paced(
-                pending.request.meter_id, now
+            elif (
+                now - pending.sent_at >= self._backoff(pending.attempts)
+                and not self._held(pending.request.meter_id)
+                and self._paced(pending.request.meter_id, now)
             ):
-                self._send(pending)
+                self._send(pending, now)
 
-    def _send(self, pending: _Pending) -> None:
+    def _backoff(self, attempts: int) -> float:
+        return float(min(self.max_backoff_s, self.backoff_s * 2.0 ** max(attempts - 1, 0)))
+
+    def _send(self, pending: _Pending, now: float | None = None) -> None:
         meter = self.keys.by_id(pending.request.meter_id)
         pending.invoke_id = (pending.invoke_id + 1) & 0x0F
         pending.attempts += 1
+        pending.sent_at = time.monotonic() if now is None else now
         request = GetRequestNormal(
             CONFIRMED_HIGH_PRIORITY | pending.invoke_id,
             CLASS_PROFILE_GENERIC,

@@ -45,7 +45,13 @@ from openami.headend.push_batch import PushBatchIngest
 from openami.headend.schedule import CollectionSchedule
 from openami.headend.shipment import load_shipment
 from openami.headend.tcp import TcpFrames
-from openami.headend.udp import MAX_ATTEMPTS, RETRY_SECONDS, UdpSender
+from openami.headend.udp import (
+    BACKOFF_S,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_S,
+    RETRY_SECONDS,
+    UdpSender,
+)
 from openami.headend.worker import Stat, WorkerConfig, WorkerStats, _publish, run_worker
 from openami.log import get_logger
 from openami.transport.memory import Address
@@ -113,7 +119,14 @@ class HeadEndSupervisor:
         # meters that push over TCP: the same port number, a stream of wrapper frames
         self.tcp = TcpFrames(config.listen) if config.tcp else None
         pacer = AccessPointPacer(config.collect_rate_per_ap, 2 * config.collect_rate_per_ap)
-        self.collector = Collector(self.keys, UdpSender(self.sock), self.sock.address, pacer)
+        self.collector = Collector(
+            self.keys,
+            UdpSender(self.sock),
+            self.sock.address,
+            pacer,
+            backoff_s=BACKOFF_S,
+            max_backoff_s=MAX_BACKOFF_S,
+        )
         self.ingest.ingest.on_response = self.collector.on_response
         # commands: stored before they are acknowledged on the bus, carried out at most once
         self.commands = CommandStore.open(config.db_url, data_dir=config.state_dir)

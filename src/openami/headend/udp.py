@@ -34,7 +34,9 @@ __all__ = ["HeadEndStats", "UdpHeadEnd", "UdpSender"]
 FLUSH_READS = 40_000  # reads per bus message at most (and at least every FLUSH_SECONDS)
 FLUSH_SECONDS = 0.5
 MAX_ATTEMPTS = 8  # sends of one collection request before it is given up (cell edges)
-RETRY_SECONDS = 1.0  # wait for an answer before sending a request again
+RETRY_SECONDS = 0.25  # how often unanswered requests are looked at
+BACKOFF_S = 1.0  # wait for an answer before sending again, doubling each time...
+MAX_BACKOFF_S = 4.0  # ...up to this (a meter at a cell edge may need all 8 tries)
 
 
 class UdpSender:
@@ -72,7 +74,9 @@ class UdpHeadEnd:
         self.address = sock.address
         self.ingest = Ingest(keys)
         self.pushes = PushBatchIngest(keys, self.ingest)
-        self.collector = Collector(keys, UdpSender(sock), self.address)
+        self.collector = Collector(
+            keys, UdpSender(sock), self.address, backoff_s=BACKOFF_S, max_backoff_s=MAX_BACKOFF_S
+        )
         self.ingest.on_response = self.collector.on_response
         self._collect = bus.subscribe(SUBJECT_COLLECT)
         self.stats = HeadEndStats()
