@@ -111,8 +111,9 @@ def check_positive(owner: str, name: str, value: float) -> None:
 
 
 def check_non_negative(owner: str, name: str, value: float) -> None:
+    # -0.0 is refused too: NumPy takes it for a negative scale and fails much later
     require(
-        is_real(value) and math.isfinite(value) and value >= 0,
+        is_real(value) and math.isfinite(value) and math.copysign(1.0, value) > 0,
         f"{owner}.{name} must be >= 0, got {value!r}",
     )
 
