@@ -1,0 +1,522 @@
+"""Scale-out of VEE and billing determinants: independent partitions, in-process or on Dask.
+
+Both stages are partition-parallel by construction (``vee.engine`` and
+``billing.determinants`` are pure functions of one partition), so scaling out is only a
+matter of where the partitions run:
+
+- **VEE of a day** (:func:`run_vee_day`): one partition is a chunk of meters (a contiguous
+  meter-id range) of that day. A task reads its meters' raw reads from the lake, runs the
+  partition pass and appends its changed versions to the validated store (its own file,
+  written atomically). Each task condenses its own meters' trailing history from the
+  per-day statistics (so the driver's memory does not grow with the fleet's history); the
+  driver hands each its part of the gap book, and saves the day's gap book and statistics
+  from the tasks' results at the end, as ``vee.run.run_day`` does; the result is the same,
+  read for read.
+- **Determinants of a billing cycle** (:func:`billing_for_cycle`): one partition is a shard
+  of meters. A task loads its shard's reads over the cycle (validated reads by default, by
+  meter-id range, which the validated files' statistics prune; or raw lake reads by
+  ``meter_id % n``) and accumulates partial determinants; the driver merges the partials
+  and finalizes them against every contract.
+
+Where they run (``scheduler``):
+
+- ``None`` (the default): one after another in this process;
+- ``"local"``: a Dask ``LocalCluster`` of worker processes on this machine (two workers of
+  one thread each by default), started for the call and closed after it;
+- ``"tcp://HOST:PORT"``: the scheduler of a running Dask cluster (``dask scheduler`` and
+  ``dask worker`` on other machines), for data that outgrows one machine. The workers run
+  openami's own functions (the same version must be installed there) and open the lake and
+  the validated store by path, so the data dir must be the same path on every worker (a
+  shared file system);
+- a ``distributed.Client`` already connected (tests, notebooks): used, not closed.
+
+The same task functions run on every path; the tests check that the Dask path gives the
+same validated store content and the same determinants as the in-process one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from openami.bus.contract import CollectRequest
+from openami.errors import AmiError, ConfigError, StoreError
+from openami.mdm.billing import (
+    BillingCalendar,
+    BillingMonth,
+    Partials,
+    TariffBook,
+    accumulate,
+    finalize,
+    load_interval_reads,
+    load_tariffs,
+    load_validated_reads,
+    merge_partials,
+)
+from openami.mdm.billing.frames import check_contracts
+from openami.mdm.vee.config import VeeConfig, default_config
+from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
+from openami.mdm.vee.grid import GridBuilder, GridInfo
+from openami.mdm.vee.history import trailing_stats
+from openami.mdm.vee.run import RunSummary, _profile_loader, day_start, feed_lake
+from openami.store.lake import IntervalLake
+from openami.store.validated import KEY, ValidatedStore
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "ChunkOutcome",
+    "InProcess",
+    "Runner",
+    "billing_for_cycle",
+    "cycle_span",
+    "open_runner",
+    "run_vee_day",
+    "vee_chunk",
+]
+
+M = "meter_id"
+DEFAULT_WORKERS = 2  # this machine has two cores
+_INLINE_BYTES = 256 * 1024  # task arguments larger than this are scattered, not inlined
+R = TypeVar("R")
+Progress = Callable[[int, int], None]
+
+
+# --- where partitions run --------------------------------------------------------------------
+
+
+class Runner(Protocol):
+    """Runs independent calls of one function and yields ``(index, result)`` as each ends."""
+
+    name: str
+
+    def share(self, value: Any) -> Any:
+        """What to pass to the tasks for a value every task reads (sent once, not per task)."""
+
+    def run(
+        self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]
+    ) -> Iterator[tuple[int, R]]:
+        """``fn(*calls[i])`` for every i, yielded in the order they finish."""
+
+
+class InProcess:
+    """Every partition in this process, one after another."""
+
+    name = "in-process"
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def run(
+        self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]
+    ) -> Iterator[tuple[int, R]]:
+        for index, args in enumerate(calls):
+            yield index, fn(*args)
+
+
+class _Dask:
+    """Every partition a task on a Dask cluster, through a connected client."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def share(self, value: Any) -> Any:
+        return self.client.scatter(value, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
+
+    def _ship(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Frames and arrays of a task go to the cluster on their own, not inside the task
+        graph (which Dask wants small)."""
+        out = []
+        for arg in args:
+            size = (
+                arg.estimated_size()
+                if isinstance(arg, pl.DataFrame)
+                else arg.nbytes
+                if isinstance(arg, np.ndarray)
+                else 0
+            )
+            big = size > _INLINE_BYTES
+            out.append(self.client.scatter(arg, hash=False) if big else arg)  # type: ignore[no-untyped-call]
+        return tuple(out)
+
+    def run(
+        self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]
+    ) -> Iterator[tuple[int, R]]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *self._ship(args), pure=False) for args in calls]
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+                yield index[future.key], future.result()
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def open_runner(
+    scheduler: str | Client | None = None,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = 10.0,
+) -> Iterator[Runner]:
+    """The runner for ``scheduler`` (module docstring); a cluster or client it started is
+    closed on the way out, also after an error. ``workers``: of a local cluster;
+    ``timeout``: seconds to wait for a remote scheduler."""
+    if scheduler is None or scheduler in ("", "in-process"):
+        yield InProcess()
+        return
+    if not isinstance(scheduler, str):
+        yield _Dask(scheduler, "dask (a connected client)")
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        if workers < 1:
+            raise ConfigError(f"a local Dask cluster needs at least one worker, not {workers}")
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # no fixed port: two clusters may run side by side
+        )
+        try:
+            with Client(cluster) as client:  # type: ignore[no-untyped-call]
+                yield _Dask(client, f"dask local ({workers} processes)")
+        finally:
+            cluster.close()
+        return
+    if scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        try:
+            client = Client(scheduler, timeout=f"{timeout}s")  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise AmiError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            yield _Dask(client, f"dask {scheduler}")
+        finally:
+            client.close()  # type: ignore[no-untyped-call]
+        return
+    raise ConfigError(
+        f"scheduler {scheduler!r} is not 'local' or a Dask scheduler address (tcp://HOST:PORT)"
+    )
+
+
+# --- VEE of a day -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one VEE chunk reports back to the driver."""
+
+    meters: int
+    reads: int
+    written: int
+    requests: list[CollectRequest]
+    gaps: pl.DataFrame
+    stats: pl.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _trailing_history(
+    store: ValidatedStore, day: date, days: int, first: int, last: int
+) -> pl.DataFrame | None:
+    """``trailing_stats`` of the meters ``first..last`` over the ``days`` days before
+    ``day`` (None when no day has statistics, as ``run_day`` has it)."""
+    paths = [
+        path
+        for back in range(1, days + 1)
+        if (
+            path := store.stats_dir / f"day={day - timedelta(days=back)}" / "stats.parquet"
+        ).is_file()
+    ]
+    if not paths:
+        return None
+    try:
+        daily = pl.scan_parquet(paths).filter(pl.col(M).is_between(first, last)).collect()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(f"cannot read the VEE statistics before {day}: {exc}") from None
+    return trailing_stats(daily)
+
+
+def vee_chunk(
+    lake_root: Path,
+    store_root: Path,
+    day: date,
+    step_s: int,
+    meter_ids: npt.NDArray[np.int64],
+    attributes: pl.DataFrame,
+    gaps: pl.DataFrame | None,
+    has_versions: bool,
+    config: VeeConfig,
+    now: int,
+) -> ChunkOutcome:
+    """VEE of one chunk of meters (sorted ids, interval ``step_s``) of ``day``: the raw
+    reads from the lake at ``lake_root``, the changed versions appended to the validated
+    store at ``store_root``. The body of ``vee.run.run_day``'s loop, as a task."""
+    started = time.perf_counter()
+    lake = IntervalLake(lake_root)
+    store = ValidatedStore(store_root)
+    info = GridInfo(day_start(day), step_s, 86_400 // step_s)
+    builder = GridBuilder(
+        meter_ids, info, grid_s=config.grid_s, future_tolerance_s=config.future_tolerance_s
+    )
+    first, last = int(meter_ids[0]), int(meter_ids[-1])
+    history = _trailing_history(store, day, config.history_days, first, last)
+    feed_lake(builder, lake, day, first, last)
+    result = validate_partition(
+        builder,
+        attributes,
+        config,
+        now,
+        history=history,
+        profile=_profile_loader(store, day, info, config.estimation.profile_weeks),
+        gaps=gaps,
+    )
+    current = store.current(day, pl.Series(meter_ids)) if has_versions else None
+    written = store.append(new_versions(result.reads, current))
+    return ChunkOutcome(
+        meters=int(meter_ids.size),
+        reads=builder.placed,
+        written=written,
+        requests=result.requests,
+        gaps=result.gaps,
+        stats=result.stats,
+        counts=result.counts,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run_vee_day(
+    lake: IntervalLake,
+    store: ValidatedStore,
+    day: date,
+    attributes: pl.DataFrame,
+    *,
+    now: int,
+    config: VeeConfig | None = None,
+    chunk_meters: int = 100_000,
+    scheduler: str | Client | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """VEE of ``day`` for the meters in ``attributes`` (as ``vee.run.run_day``: columns
+    ``meter_id``, optional ``interval_s``, ``has_pv``, ``occupied``, ``contract_amps``),
+    chunk by chunk of ``chunk_meters`` meters, on ``scheduler`` (module docstring).
+    ``progress(meters_done, meters_total)`` is called in this process as chunks finish."""
+    if chunk_meters < 1:
+        raise ConfigError(f"chunk_meters must be positive, not {chunk_meters}")
+    started = time.perf_counter()
+    config = config or default_config()
+    attrs = attributes.sort(M)
+    if "interval_s" not in attrs.columns:
+        attrs = attrs.with_columns(interval_s=pl.lit(1800, dtype=pl.Int32))
+    book = store.load_gaps(day)
+    has_versions = bool(store.files(day))
+    calls: list[tuple[Any, ...]] = []
+    for (interval_s,), group in attrs.group_by("interval_s", maintain_order=True):
+        step = int(str(interval_s))
+        ids = group[M].to_numpy()
+        for lo in range(0, ids.size, chunk_meters):
+            chunk = np.ascontiguousarray(ids[lo : lo + chunk_meters], dtype=np.int64)
+            in_chunk = pl.col(M).is_between(int(chunk[0]), int(chunk[-1]))
+            calls.append(
+                (
+                    lake.root,
+                    store.root,
+                    day,
+                    step,
+                    chunk,
+                    group.filter(in_chunk),
+                    book.filter(in_chunk) if book is not None else None,
+                    has_versions,
+                    config,
+                    now,
+                )
+            )
+    total = attrs.height
+    outcomes: list[ChunkOutcome | None] = [None] * len(calls)
+    done = 0
+    with open_runner(scheduler, workers=workers) as runner:
+        for index, outcome in runner.run(vee_chunk, calls):
+            outcomes[index] = outcome
+            done += outcome.meters
+            if progress is not None:
+                progress(done, total)
+    parts = [o for o in outcomes if o is not None]
+    counts: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    books = [p.gaps for p in parts]
+    store.save_gaps(day, pl.concat(books) if books else pl.DataFrame(schema=GAP_SCHEMA))
+    if parts:
+        store.save_stats(day, pl.concat([p.stats for p in parts]))
+    return RunSummary(
+        day,
+        total,
+        sum(p.reads for p in parts),
+        sum(p.written for p in parts),
+        [r for p in parts for r in p.requests],
+        counts,
+        time.perf_counter() - started,
+    )
+
+
+# --- determinants of a billing cycle ----------------------------------------------------------
+
+
+_BILLED_COLUMNS = [*KEY, "value_wh", "version", "flags", "origin"]
+
+
+class _MeterRange(ValidatedStore):
+    """The validated store seen through a meter-id range, for billing: ``current`` reads
+    only the range (the files' statistics skip the rest) and only the columns billing
+    looks at, and skips the pick of the highest version when every read has only its
+    first one."""
+
+    def __init__(self, root: Path, first: int, last: int) -> None:
+        super().__init__(root)
+        self.first, self.last = first, last
+
+    def current(
+        self, day: date, meter_ids: Sequence[int] | pl.Series | None = None
+    ) -> pl.DataFrame:
+        files = self.files(day)
+        if not files:
+            return self.versions(day, []).select(_BILLED_COLUMNS)
+        rows = (
+            pl.scan_parquet(files)
+            .select(_BILLED_COLUMNS)
+            .filter(pl.col(M).is_between(self.first, self.last))
+            .with_columns(pl.col("interval_end").dt.epoch("s"))
+            .collect()
+        )
+        top = rows.get_column("version").max()
+        if top is None or int(top) <= 1:  # type: ignore[arg-type]
+            return rows
+        return rows.sort("version").unique(KEY, keep="last")
+
+
+def cycle_span(
+    month: BillingMonth, reading_days: Sequence[int], timezone: str
+) -> tuple[datetime, datetime]:
+    """The span (start, end] of interval ends that the cycles of ``month`` for these
+    reading days cover: what a billing run has to read."""
+    spans = [month.cycle_span(rd, timezone) for rd in sorted(set(reading_days))]
+    if not spans:
+        return month.cycle_span(1, timezone)
+    return min(s for s, _ in spans), max(e for _, e in spans)
+
+
+def _validated_shard(
+    store_root: Path,
+    start: datetime,
+    end: datetime,
+    first: int,
+    last: int,
+    contracts: pl.DataFrame,
+    calendar: BillingCalendar,
+    events: pl.DataFrame | None,
+) -> Partials:
+    reads = load_validated_reads(_MeterRange(store_root, first, last), start, end)
+    return accumulate(reads, contracts, calendar, events)
+
+
+def _raw_shard(
+    lake_root: Path,
+    start: datetime,
+    end: datetime,
+    index: int,
+    count: int,
+    contracts: pl.DataFrame,
+    calendar: BillingCalendar,
+    events: pl.DataFrame | None,
+) -> Partials:
+    reads = load_interval_reads(IntervalLake(lake_root), start, end, shard=(index, count))
+    return accumulate(reads, contracts, calendar, events)
+
+
+def billing_for_cycle(
+    source: ValidatedStore | IntervalLake,
+    month: BillingMonth,
+    contracts: pl.DataFrame,
+    *,
+    book: TariffBook | None = None,
+    events: pl.DataFrame | None = None,
+    shard_meters: int = 100_000,
+    scheduler: str | Client | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
+    """Determinants of billing month ``month`` for every contract in ``contracts`` (the
+    columns of ``billing.frames``), one shard of about ``shard_meters`` meters per task.
+
+    ``source``: the validated store (bill-ready means every interval passed VEE), or the
+    raw lake (validity only from the meters' own status bits: before VEE has run).
+    ``progress(shards_done, shards_total)`` is called as shards finish."""
+    if shard_meters < 1:
+        raise ConfigError(f"shard_meters must be positive, not {shard_meters}")
+    book = book or load_tariffs()
+    calendar = BillingCalendar.for_month(book, month)
+    table = check_contracts(contracts, calendar)  # fail here, not in every task
+    start, end = cycle_span(month, table.get_column("reading_day").to_list(), book.timezone)
+    meters = table.get_column(M).unique().sort().to_numpy()
+    shards = max(1, -(-meters.size // shard_meters))
+    calls: list[tuple[Any, ...]] = []
+    with open_runner(scheduler, workers=workers) as runner:
+        shared = runner.share(calendar)
+        if isinstance(source, ValidatedStore):
+            for lo in range(0, max(meters.size, 1), shard_meters):
+                part = meters[lo : lo + shard_meters]
+                first, last = (int(part[0]), int(part[-1])) if part.size else (0, -1)
+                mine = pl.col(M).is_between(first, last)
+                calls.append(
+                    (
+                        source.root,
+                        start,
+                        end,
+                        first,
+                        last,
+                        contracts.filter(mine),
+                        shared,
+                        events.filter(mine) if events is not None else None,
+                    )
+                )
+            task: Callable[..., Partials] = _validated_shard
+        else:
+            for index in range(shards):
+                mine = pl.col(M) % shards == index
+                calls.append(
+                    (
+                        source.root,
+                        start,
+                        end,
+                        index,
+                        shards,
+                        contracts.filter(mine),
+                        shared,
+                        events.filter(mine) if events is not None else None,
+                    )
+                )
+            task = _raw_shard
+        parts: list[Partials | None] = [None] * len(calls)
+        for done, (index, partial) in enumerate(runner.run(task, calls), start=1):
+            parts[index] = partial
+            if progress is not None:
+                progress(done, len(calls))
+    merged = merge_partials([p for p in parts if p is not None])
+    return finalize(merged, contracts, calendar, month)
