@@ -57,6 +57,7 @@ app = typer.Typer(
 )
 
 READS_CONSUMER = "mdm-reads"
+MAX_BUS_FAILURES = 20  # consecutive failed fetches (about 10 s) before the MDMS gives up
 
 
 @app.command()
@@ -102,6 +103,7 @@ def run(
 
     from openami.bus.contract import SUBJECT_READS_ALL_SHARDS
     from openami.bus.factory import bus_from_url
+    from openami.errors import BusError
     from openami.fleet.scenario import load_scenario
     from openami.mdm.ingest import ReadIngest
     from openami.mdm.recollect import GapWatcher
@@ -132,8 +134,20 @@ def run(
     last_requests = -1
     err.print(f"MDMS on {bus}: {plan.meters:,} meters, lake in {data_dir / 'lake'}")
     try:
+        bus_failures = 0
         while not stopping:
-            got = ingest.poll(200, timeout=0.2)
+            try:
+                got = ingest.poll(200, timeout=0.2)
+                bus_failures = 0
+            except BusError as exc:
+                # the bus slow or away for a moment: what was fetched and not acknowledged
+                # comes again; give up only when it stays away
+                bus_failures += 1
+                if bus_failures >= MAX_BUS_FAILURES:
+                    raise
+                err.print(f"bus: {exc}; trying again")
+                time.sleep(0.5)
+                continue
             now = time.monotonic()
             if got:
                 stored += got
@@ -149,8 +163,11 @@ def run(
                 and last_end is not None
                 and watcher.due(now, last_data, first_end, last_end, stored)
             ):
-                last_requests = watcher.check(first_end, last_end, stored)
-                the_bus.flush()
+                try:
+                    last_requests = watcher.check(first_end, last_end, stored)
+                    the_bus.flush()
+                except BusError as exc:  # asked again at the next check
+                    err.print(f"bus: {exc}; the gaps will be asked for again")
                 last_data = now  # give the head-end time to answer before looking again
             if (not err.is_terminal and now - last_line >= 10.0) or (err.is_terminal and got):
                 last_line = now
