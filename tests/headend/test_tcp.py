@@ -7,6 +7,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openami.fleet.fleet import Fleet
 from openami.fleet.pushgen import PushEncoder
@@ -78,3 +80,29 @@ def test_connections_beyond_the_limit_are_refused() -> None:
         for c in clients:
             c.close()
         frames.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    frames=st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=6),
+    tail=st.binary(max_size=40),
+    cuts=st.lists(st.integers(1, 64), min_size=1, max_size=8),
+)
+def test_any_stream_gives_its_whole_frames_and_nothing_raises(
+    frames: list[bytes], tail: bytes, cuts: list[int]
+) -> None:
+    # well-framed APDUs of any content, then arbitrary bytes (a broken header closes it)
+    wrapped = [b"\x00\x01\x00\x01\x00\x01" + len(f).to_bytes(2, "big") + f for f in frames]
+    stream = b"".join(wrapped) + tail
+    server = TcpFrames(("127.0.0.1", 0))
+    try:
+        with socket.create_connection(server.address) as client:
+            at, k = 0, 0
+            while at < len(stream):
+                step = cuts[k % len(cuts)]
+                client.sendall(stream[at : at + step])
+                at, k = at + step, k + 1
+            got = _collect(server, len(wrapped), within=2.0)
+        assert [g[0] for g in got[: len(wrapped)]] == wrapped
+    finally:
+        server.close()
