@@ -171,3 +171,27 @@ def test_reads_by_shard_are_the_one_batch_split_by_shard(seed: int, size: int) -
     ]
     assert sorted(taken.import_ends.tolist()) == sorted(imports)
     assert ingest.take_by_shard() is None and ingest.take() is None
+
+
+def test_co_metering_pushes_go_through_the_columns_too() -> None:
+    fleet = Fleet.simple(300, START, seed=5)
+    fleet.advance()
+    values = fleet.advance()  # on the hour: gas and water indexes close
+    utility = fleet.utility_meters
+    rows = PushEncoder(fleet).utilities(values, utility, fleet.gas_index, fleet.water_index)
+    keys = provisioned_keys(fleet)
+    ingest = PushBatchIngest(keys)
+    one_by_one: list[Datagram] = []
+    ingest.ingest.receive = one_by_one.append  # type: ignore[method-assign,assignment]
+    ingest.receive(
+        [bytes(r) for r in rows],
+        np.array([ip_to_int(fleet.address(int(i))[0]) for i in utility], dtype=np.uint32),
+        np.full(utility.size, 4059, dtype=np.uint16),
+        HES,
+    )
+    assert one_by_one == []  # none needed the general path
+    assert ingest.accepted["utility"] == utility.size
+    batch = ingest.take()
+    assert batch is not None
+    gas = [v for v, c in zip(batch.value_wh, batch.channel, strict=True) if c == 5]
+    assert gas == fleet.gas_index[utility].tolist()

@@ -12,6 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from openami.bus.contract import Channel, EventBatch, ReadBatch, ReadSource
 from openami.errors import DecodeError, RemoteProtocolError, SecurityError
 from openami.headend.keystore import KeyStore
@@ -85,6 +88,23 @@ class ReadColumns:
         self.value_wh += (gas_l, water_l)
         self.source += (ReadSource.PUSH, ReadSource.PUSH)
         self.status += (status, status)
+
+    def add_utilities(
+        self,
+        meter_id: npt.NDArray[np.int64],
+        time: npt.NDArray[np.int64],
+        status: npt.NDArray[np.generic],
+        gas_l: npt.NDArray[np.generic],
+        water_l: npt.NDArray[np.generic],
+    ) -> None:
+        """``add_utility`` for many pushes at once (the batch path's columns)."""
+        n = int(meter_id.size)
+        self.meter_id += np.repeat(meter_id, 2).tolist()
+        self.channel += [int(Channel.GAS_INDEX), int(Channel.WATER_INDEX)] * n
+        self.interval_end += np.repeat(time, 2).tolist()
+        self.value_wh += np.stack([gas_l, water_l], axis=1).astype(np.int64).ravel().tolist()
+        self.source += [int(ReadSource.PUSH)] * (2 * n)
+        self.status += np.repeat(status.astype(np.int64), 2).tolist()
 
     def __len__(self) -> int:
         return len(self.meter_id)

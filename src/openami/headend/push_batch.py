@@ -36,6 +36,7 @@ from openami.protocols.dlms.push_layout import (
     COUNTER_AT,
     INTERVAL_PLAIN,
     TITLE_AT,
+    UTILITY_PLAIN,
     frame_prefix,
     frame_size,
 )
@@ -50,6 +51,21 @@ U8 = npt.NDArray[np.uint8]
 PLAIN = INTERVAL_PLAIN.itemsize
 SIZE = frame_size(PLAIN)
 _PREFIX = np.frombuffer(frame_prefix(PLAIN), dtype=np.uint8)
+# the co-metering push (gas and water indexes on the hour): the same frame, a shorter entry
+U_PLAIN = UTILITY_PLAIN.itemsize
+U_SIZE = frame_size(U_PLAIN)
+_U_PREFIX = np.frombuffer(frame_prefix(U_PLAIN), dtype=np.uint8)
+_U_TAGS = {
+    "tag": 0x0F,
+    "no_time": 0,
+    "structure": DataType.STRUCTURE,
+    "count": 4,
+    "octets": DataType.OCTET_STRING,
+    "size": 12,
+    "t_status": DataType.UNSIGNED,
+    "t_gas": DataType.DOUBLE_LONG_UNSIGNED,
+    "t_water": DataType.DOUBLE_LONG_UNSIGNED,
+}
 # the octets every interval push's plaintext holds at fixed places (tags and lengths)
 _TAGS = {
     "tag": 0x0F,
@@ -137,9 +153,12 @@ class PushBatchIngest:
             return
         lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
         fit = np.flatnonzero(lengths == SIZE)
-        general = np.flatnonzero(lengths != SIZE).tolist()
+        utility = np.flatnonzero(lengths == U_SIZE)
+        general = np.flatnonzero((lengths != SIZE) & (lengths != U_SIZE)).tolist()
         if fit.size:
             general += self._pushes(payloads, fit, source_ip, source_port)
+        if utility.size:
+            general += self._utilities(payloads, utility, source_ip, source_port)
         if general:
             general.sort()
             ingest = self.ingest
@@ -215,7 +234,9 @@ class PushBatchIngest:
             self.ingest.accepted["push"] += int(plain.size)
         return others
 
-    def _open(self, blob: bytes, at: IntArray, rows: IntArray) -> tuple[U8, npt.NDArray[np.bool_]]:
+    def _open(
+        self, blob: bytes, at: IntArray, rows: IntArray, size: int = SIZE, plain_len: int = PLAIN
+    ) -> tuple[U8, npt.NDArray[np.bool_]]:
         """Decrypt and authenticate the frames at positions ``at`` of ``blob`` under the keys
         of ``rows``: the plaintexts (one row each) and which are authentic.
 
@@ -227,7 +248,7 @@ class PushBatchIngest:
         """
         ek, aad = self._key_blobs()
         n = int(at.size)
-        frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, SIZE)[at]
+        frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, size)[at]
         ivs = list(
             _rows_of(
                 np.concatenate(
@@ -239,24 +260,86 @@ class PushBatchIngest:
         )
         # per row, C-level iteration only (map): the Python loop cost as much as the cipher
         ciphers = list(map(AESGCM, _picks(ek, rows, 16)))
-        sealed = PLAIN + 16  # what AESGCM.encrypt returns: ciphertext, then the whole tag
-        zeros = b"".join(map(AESGCM.encrypt, ciphers, ivs, repeat(bytes(PLAIN), n), repeat(None)))
-        stream = np.frombuffer(zeros, dtype=np.uint8).reshape(n, sealed)[:, :PLAIN]
-        plain = frames[:, CIPHER_AT : CIPHER_AT + PLAIN] ^ stream
+        sealed = plain_len + 16  # what AESGCM.encrypt returns: ciphertext, then the whole tag
+        zeros = b"".join(
+            map(AESGCM.encrypt, ciphers, ivs, repeat(bytes(plain_len), n), repeat(None))
+        )
+        stream = np.frombuffer(zeros, dtype=np.uint8).reshape(n, sealed)[:, :plain_len]
+        plain = frames[:, CIPHER_AT : CIPHER_AT + plain_len] ^ stream
         again = b"".join(
             map(
                 AESGCM.encrypt,
                 ciphers,
                 ivs,
-                _rows_of(plain.tobytes(), PLAIN, n),
+                _rows_of(plain.tobytes(), plain_len, n),
                 _picks(aad, rows, 17),
             )
         )
         expected = np.frombuffer(again, dtype=np.uint8).reshape(n, sealed)[
-            :, PLAIN : PLAIN + TAG_LEN
+            :, plain_len : plain_len + TAG_LEN
         ]
-        authentic = (expected == frames[:, CIPHER_AT + PLAIN :]).all(axis=1)
+        authentic = (expected == frames[:, CIPHER_AT + plain_len :]).all(axis=1)
         return plain, authentic
+
+    def _utilities(
+        self,
+        payloads: list[bytes],
+        fit: IntArray,
+        source_ip: npt.NDArray[np.uint32],
+        source_port: npt.NDArray[np.uint16],
+    ) -> list[int]:
+        """Decode the rows of ``fit`` that are co-metering pushes (as ``_pushes`` does the
+        interval pushes); their reads join the general path's columns. Return the others."""
+        blob = b"".join([payloads[k] for k in fit.tolist()])
+        frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, U_SIZE)
+        header = np.concatenate([frames[:, :10], frames[:, 18:20]], axis=1)
+        titles = np.ascontiguousarray(frames[:, TITLE_AT : TITLE_AT + 8]).view(">u8").ravel()
+        rows = self.keys.rows_of_titles(titles.astype(np.uint64))
+        ours = (header == _U_PREFIX).all(axis=1) & (rows >= 0)
+        candidate = np.flatnonzero(ours)
+        others: list[int] = fit[~ours].tolist()
+        if candidate.size == 0:
+            return others
+        counters = (
+            np.ascontiguousarray(frames[candidate, COUNTER_AT : COUNTER_AT + 4])
+            .view(">u4")
+            .ravel()
+            .astype(np.int64)
+        )
+        plain_all, authentic = self._open(blob, candidate, rows[candidate], U_SIZE, U_PLAIN)
+        self.ingest.rejected["security"] += int(candidate.size - authentic.sum())
+        ok_rows = rows[candidate[authentic]]
+        fresh, newest = self.keys.accept_many(ok_rows, counters[authentic])
+        self.ingest.rejected["security"] += int(fresh.size - fresh.sum())
+        if not fresh.any():
+            return others
+        good = np.flatnonzero(fresh)
+        meter_rows = ok_rows[good]
+        plain = np.ascontiguousarray(plain_all[authentic][good]).view(UTILITY_PLAIN).ravel()
+        where = fit[candidate[authentic][good]]
+        latest = newest[good]
+        self._follow_addresses(
+            meter_rows[latest], source_ip[where[latest]], source_port[where[latest]]
+        )
+        entry = np.ones(plain.size, dtype=np.bool_)
+        for name, value in _U_TAGS.items():
+            entry &= plain[name] == value
+        meter_ids = self.keys.meter_id[meter_rows]
+        if not entry.all():
+            for k in np.flatnonzero(~entry).tolist():
+                self.ingest.opened(int(meter_ids[k]), plain[k].tobytes())
+        plain, meter_ids = plain[entry], meter_ids[entry]
+        times = self._interval_ends(plain["clock"])
+        dated = times >= 0
+        if not dated.all():
+            self.ingest.rejected["decode"] += int((~dated).sum())
+        plain, meter_ids, times = plain[dated], meter_ids[dated], times[dated]
+        if plain.size:
+            self.ingest.reads.add_utilities(
+                meter_ids, times, plain["status"], plain["gas"], plain["water"]
+            )
+            self.ingest.accepted["utility"] += int(plain.size)
+        return others
 
     def _follow_addresses(
         self,
