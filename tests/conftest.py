@@ -22,8 +22,25 @@ def provisioned_keys(fleet: Fleet) -> KeyStore:
     return keys
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(count: int = 1) -> int:
+    """A TCP port on loopback that nothing listens on right now, and with ``count`` > 1 the
+    first of that many consecutive free ports (lab meters with ``--per-port`` take one each)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = int(s.getsockname()[1])
+        if first + count - 1 > 65535:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                probe = socket.socket()
+                held.append(probe)
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for probe in held:
+                probe.close()
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")

@@ -86,7 +86,7 @@ def test_bad_frames_are_one_line_and_non_zero(
 
 @pytest.fixture
 def lab_meters(tmp_path: Path) -> Iterator[list[dict[str, object]]]:
-    port = free_port()
+    port = free_port(2)  # --per-port: meter k listens on port + k
     proc = subprocess.Popen(
         [
             sys.executable,

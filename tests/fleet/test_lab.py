@@ -18,7 +18,7 @@ NOW = datetime(2026, 11, 25, 6, 10, tzinfo=UTC)
 
 
 async def _session(udp: bool) -> None:
-    port = free_port()
+    port = free_port(2)  # two meters, one port each
     meters, servers = await start_lab_meters(
         2, "127.0.0.1", port, tcp=not udp, per_port=True, clock=lambda: NOW
     )
