@@ -167,6 +167,73 @@ class PushBatchIngest:
                 source = (f"{ip >> 24 & 255}.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}",)
                 ingest.receive(Datagram(payloads[k], (source[0], int(source_port[k])), here))
 
+    def _decoded(
+        self,
+        payloads: list[bytes],
+        fit: IntArray,
+        source_ip: npt.NDArray[np.uint32],
+        source_port: npt.NDArray[np.uint16],
+        layout: np.dtype[np.void],
+        prefix: U8,
+        tags: dict[str, int],
+    ) -> tuple[list[int], npt.NDArray[np.void], IntArray, IntArray]:
+        """The rows of ``fit`` that are pushes of ``layout``, as far as they agree: header
+        check, title look-up, authentication, replay window, address follow-up, tags and
+        clock. Returns the positions left for the general path, and the fresh entries with
+        their meter ids and interval ends; what is refused is counted."""
+        size = frame_size(layout.itemsize)
+        blob = b"".join([payloads[k] for k in fit.tolist()])
+        frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, size)
+        header = np.concatenate([frames[:, :10], frames[:, 18:20]], axis=1)
+        titles = np.ascontiguousarray(frames[:, TITLE_AT : TITLE_AT + 8]).view(">u8").ravel()
+        rows = self.keys.rows_of_titles(titles.astype(np.uint64))
+        ours = (header == prefix).all(axis=1) & (rows >= 0)
+        candidate = np.flatnonzero(ours)
+        others: list[int] = fit[~ours].tolist()
+        none = np.zeros(0, dtype=layout), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if candidate.size == 0:
+            return (others, *none)
+        counters = (
+            np.ascontiguousarray(frames[candidate, COUNTER_AT : COUNTER_AT + 4])
+            .view(">u4")
+            .ravel()
+            .astype(np.int64)
+        )
+        plain_all, authentic = self._open(blob, candidate, rows[candidate], size, layout.itemsize)
+        forged = int(candidate.size - authentic.sum())
+        if forged:  # a Counter gains no key for nothing refused, as on the one-by-one path
+            self.ingest.rejected["security"] += forged
+        ok_rows = rows[candidate[authentic]]
+        fresh, newest = self.keys.accept_many(ok_rows, counters[authentic])
+        replays = int(fresh.size - fresh.sum())
+        if replays:
+            self.ingest.rejected["security"] += replays
+        if not fresh.any():
+            return (others, *none)
+        good = np.flatnonzero(fresh)
+        meter_rows = ok_rows[good]
+        plain = np.ascontiguousarray(plain_all[authentic][good]).view(layout).ravel()
+        # positions in the received batch of the fresh pushes with the newest counters
+        where = fit[candidate[authentic][good]]
+        latest = newest[good]
+        self._follow_addresses(
+            meter_rows[latest], source_ip[where[latest]], source_port[where[latest]]
+        )
+        entry = np.ones(plain.size, dtype=np.bool_)
+        for name, value in tags.items():
+            entry &= plain[name] == value
+        meter_ids = self.keys.meter_id[meter_rows]
+        if not entry.all():
+            # fresh and authentic but not this entry: the general decoder decides
+            for k in np.flatnonzero(~entry).tolist():
+                self.ingest.opened(int(meter_ids[k]), plain[k].tobytes())
+        plain, meter_ids = plain[entry], meter_ids[entry]
+        ends = self._interval_ends(plain["clock"])
+        dated = ends >= 0
+        if not dated.all():
+            self.ingest.rejected["decode"] += int((~dated).sum())
+        return others, plain[dated], meter_ids[dated], ends[dated]
+
     def _pushes(
         self,
         payloads: list[bytes],
@@ -175,56 +242,9 @@ class PushBatchIngest:
         source_port: npt.NDArray[np.uint16],
     ) -> list[int]:
         """Decode the rows of ``fit`` that are interval pushes; return the others."""
-        blob = b"".join([payloads[k] for k in fit.tolist()])
-        frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, SIZE)
-        header = np.concatenate([frames[:, :10], frames[:, 18:20]], axis=1)
-        shaped = (header == _PREFIX).all(axis=1)
-        titles = np.ascontiguousarray(frames[:, TITLE_AT : TITLE_AT + 8]).view(">u8").ravel()
-        rows = self.keys.rows_of_titles(titles.astype(np.uint64))
-        candidate = np.flatnonzero(shaped & (rows >= 0))
-        others: list[int] = fit[~(shaped & (rows >= 0))].tolist()
-        if candidate.size == 0:
-            return others
-        counters = (
-            np.ascontiguousarray(frames[candidate, COUNTER_AT : COUNTER_AT + 4])
-            .view(">u4")
-            .ravel()
-            .astype(np.int64)
+        others, plain, meter_ids, ends = self._decoded(
+            payloads, fit, source_ip, source_port, INTERVAL_PLAIN, _PREFIX, _TAGS
         )
-        plain_all, authentic = self._open(blob, candidate, rows[candidate])
-        forged = int(candidate.size - authentic.sum())
-        if forged:
-            self.ingest.rejected["security"] += forged
-        ok_rows = rows[candidate[authentic]]
-        fresh, newest = self.keys.accept_many(ok_rows, counters[authentic])
-        replays = int(fresh.size - fresh.sum())
-        if replays:
-            self.ingest.rejected["security"] += replays
-        if not fresh.any():
-            return others
-        good = np.flatnonzero(fresh)
-        meter_rows = ok_rows[good]
-        plain = np.ascontiguousarray(plain_all[authentic][good]).view(INTERVAL_PLAIN).ravel()
-        # positions in the received batch of the fresh pushes with the newest counters
-        where = fit[candidate[authentic][good]]
-        latest = newest[good]
-        self._follow_addresses(
-            meter_rows[latest], source_ip[where[latest]], source_port[where[latest]]
-        )
-        entry = np.ones(plain.size, dtype=np.bool_)
-        for name, value in _TAGS.items():
-            entry &= plain[name] == value
-        meter_ids = self.keys.meter_id[meter_rows]
-        if not entry.all():
-            # fresh and authentic but not an interval entry: the general decoder decides
-            for k in np.flatnonzero(~entry).tolist():
-                self.ingest.opened(int(meter_ids[k]), plain[k].tobytes())
-        plain, meter_ids = plain[entry], meter_ids[entry]
-        ends = self._interval_ends(plain["clock"])
-        dated = ends >= 0
-        if not dated.all():
-            self.ingest.rejected["decode"] += int((~dated).sum())
-        plain, meter_ids, ends = plain[dated], meter_ids[dated], ends[dated]
         if plain.size:
             values = np.stack(
                 [plain["imp"], plain["exp"], plain["imp_reg"], plain["exp_reg"]], axis=1
@@ -288,52 +308,11 @@ class PushBatchIngest:
         source_ip: npt.NDArray[np.uint32],
         source_port: npt.NDArray[np.uint16],
     ) -> list[int]:
-        """Decode the rows of ``fit`` that are co-metering pushes (as ``_pushes`` does the
-        interval pushes); their reads join the general path's columns. Return the others."""
-        blob = b"".join([payloads[k] for k in fit.tolist()])
-        frames = np.frombuffer(blob, dtype=np.uint8).reshape(-1, U_SIZE)
-        header = np.concatenate([frames[:, :10], frames[:, 18:20]], axis=1)
-        titles = np.ascontiguousarray(frames[:, TITLE_AT : TITLE_AT + 8]).view(">u8").ravel()
-        rows = self.keys.rows_of_titles(titles.astype(np.uint64))
-        ours = (header == _U_PREFIX).all(axis=1) & (rows >= 0)
-        candidate = np.flatnonzero(ours)
-        others: list[int] = fit[~ours].tolist()
-        if candidate.size == 0:
-            return others
-        counters = (
-            np.ascontiguousarray(frames[candidate, COUNTER_AT : COUNTER_AT + 4])
-            .view(">u4")
-            .ravel()
-            .astype(np.int64)
+        """Decode the rows of ``fit`` that are co-metering pushes; their reads join the
+        general path's columns. Return the others."""
+        others, plain, meter_ids, times = self._decoded(
+            payloads, fit, source_ip, source_port, UTILITY_PLAIN, _U_PREFIX, _U_TAGS
         )
-        plain_all, authentic = self._open(blob, candidate, rows[candidate], U_SIZE, U_PLAIN)
-        self.ingest.rejected["security"] += int(candidate.size - authentic.sum())
-        ok_rows = rows[candidate[authentic]]
-        fresh, newest = self.keys.accept_many(ok_rows, counters[authentic])
-        self.ingest.rejected["security"] += int(fresh.size - fresh.sum())
-        if not fresh.any():
-            return others
-        good = np.flatnonzero(fresh)
-        meter_rows = ok_rows[good]
-        plain = np.ascontiguousarray(plain_all[authentic][good]).view(UTILITY_PLAIN).ravel()
-        where = fit[candidate[authentic][good]]
-        latest = newest[good]
-        self._follow_addresses(
-            meter_rows[latest], source_ip[where[latest]], source_port[where[latest]]
-        )
-        entry = np.ones(plain.size, dtype=np.bool_)
-        for name, value in _U_TAGS.items():
-            entry &= plain[name] == value
-        meter_ids = self.keys.meter_id[meter_rows]
-        if not entry.all():
-            for k in np.flatnonzero(~entry).tolist():
-                self.ingest.opened(int(meter_ids[k]), plain[k].tobytes())
-        plain, meter_ids = plain[entry], meter_ids[entry]
-        times = self._interval_ends(plain["clock"])
-        dated = times >= 0
-        if not dated.all():
-            self.ingest.rejected["decode"] += int((~dated).sum())
-        plain, meter_ids, times = plain[dated], meter_ids[dated], times[dated]
         if plain.size:
             self.ingest.reads.add_utilities(
                 meter_ids, times, plain["status"], plain["gas"], plain["water"]
