@@ -32,10 +32,8 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -57,6 +55,7 @@ from openami.bus.contract import (
     encode_message,
 )
 from openami.bus.nats import JetStreamBus
+from tests.processes import free_headend_port, nats_reason, openami
 
 pytestmark = [pytest.mark.slow, pytest.mark.nats]
 
@@ -86,33 +85,6 @@ water_share = 0.0
 FIRST_END = int(datetime.fromisoformat(START).timestamp()) + STEP_S
 LAST_END = FIRST_END + (INTERVALS - 1) * STEP_S
 ENV = os.environ | {"COLUMNS": "200"}
-
-
-def _nats_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=1.0):
-            return None
-    except OSError as exc:
-        return f"NATS is not reachable on 127.0.0.1:4222 ({exc.strerror})"
-
-
-def _free_port() -> int:
-    """A port free on loopback for UDP and for TCP (the head-end listens on both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket() as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise OSError("no port free for both UDP and TCP")
-
-
-def _openami(*args: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "openami"), *args]
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -203,7 +175,7 @@ class System:
 
     def start_command(self, kind: str, meter: int, *extra: str, wait: float = 40.0) -> Any:
         """``openami headend command`` in the background; ``finish`` collects it."""
-        args = _openami(
+        args = openami(
             "headend", "command", kind, "--meter", str(meter), "--bus", self.bus, "--json"
         )
         return subprocess.Popen(
@@ -228,7 +200,7 @@ class System:
         """``openami headend command ARGS`` exactly as given, for each ARGS, all at once."""
         processes = [
             subprocess.Popen(
-                _openami("headend", "command", *args, "--bus", self.bus),
+                openami("headend", "command", *args, "--bus", self.bus),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=ENV,
@@ -279,7 +251,7 @@ class System:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    reason = _nats_reason()
+    reason = nats_reason()
     if reason is not None:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("commands_e2e")
@@ -287,10 +259,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     bus = f"nats://127.0.0.1:4222/{stream}"
     scenario = root / "commands.toml"
     scenario.write_text(SCENARIO, encoding="utf-8")
-    port = _free_port()
+    port = free_headend_port()
     state_dir = root / "headend"
     headend = HeadEnd(
-        _openami(
+        openami(
             "headend",
             "run",
             "--scenario",
@@ -311,7 +283,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         mdm = _spawn(
-            _openami(
+            openami(
                 "mdm",
                 "run",
                 "--scenario",
@@ -329,7 +301,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         processes.append(mdm)
         headend.start()
         fleet = _spawn(
-            _openami(
+            openami(
                 "fleet",
                 "run",
                 "--scenario",

@@ -47,11 +47,8 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,7 +60,6 @@ import numpy.typing as npt
 import pytest
 
 from openami.bus.contract import Channel, ReadSource
-from openami.bus.nats import JetStreamBus
 from openami.errors import DecodeError, SecurityError
 from openami.fleet.fleet import ADDRESS_BASE, MANUFACTURER, Fleet, IntervalValues
 from openami.fleet.meter import MeterServer
@@ -81,6 +77,7 @@ from openami.protocols.dlms.wrapper import (
     encode_wrapper,
 )
 from openami.transport.udp_batch import BatchUdpSocket, ip_to_int
+from tests.processes import free_headend_port, nats_stream, openami
 
 pytestmark = [pytest.mark.slow, pytest.mark.nats]
 
@@ -111,34 +108,9 @@ FOREIGN = ip_to_int("127.254.0.1")  # an attacker's addresses: FOREIGN + k
 SECURITY, DECODE, AUTHENTIC = "security", "decode", "authentic"
 
 
-def _nats_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=1.0):
-            return None
-    except OSError as exc:
-        return f"NATS is not reachable on 127.0.0.1:4222 ({exc.strerror})"
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _openami(*args: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "openami"), *args]
-
-
 @pytest.fixture
 def stream() -> Iterator[str]:
-    reason = _nats_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    name = f"faults_{uuid.uuid4().hex[:10]}"
-    yield name
-    bus = JetStreamBus(stream=name, prefix=f"{name}.")
-    bus.delete_stream()
-    bus.close()
+    yield from nats_stream("faults")
 
 
 def _verdict(datagram: bytes, fleet: Fleet) -> str:
@@ -488,13 +460,13 @@ def test_a_misbehaving_network_leaves_exactly_the_genuine_reads(
     collect = traffic.collect
     replayed = len(traffic.captured)
 
-    listen = ("127.0.0.1", _free_udp_port())
+    listen = ("127.0.0.1", free_headend_port())
     bus = f"nats://127.0.0.1:4222/{stream}"
     data = tmp_path / "mdm"
     state = tmp_path / "headend"
     env = os.environ | {"COLUMNS": "120"}
     headend = HeadEnd(
-        _openami(
+        openami(
             "headend",
             "run",
             "--scenario",
@@ -519,7 +491,7 @@ def test_a_misbehaving_network_leaves_exactly_the_genuine_reads(
     try:
         with (tmp_path / "mdm.log").open("wb") as mdm_log:
             mdm = subprocess.Popen(
-                _openami(
+                openami(
                     "mdm",
                     "run",
                     "--scenario",

@@ -16,11 +16,8 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +25,9 @@ import duckdb
 import numpy as np
 import pytest
 
-from openami.bus.nats import JetStreamBus
 from openami.fleet.scenario import load_scenario
 from openami.fleet.simulator import FleetSimulator
+from tests.processes import free_headend_port, nats_stream, openami
 
 pytestmark = [pytest.mark.slow, pytest.mark.nats]
 
@@ -63,34 +60,9 @@ water_share = 0.0
 """
 
 
-def _nats_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=1.0):
-            return None
-    except OSError as exc:
-        return f"NATS is not reachable on 127.0.0.1:4222 ({exc.strerror})"
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _openami(*args: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "openami"), *args]
-
-
 @pytest.fixture
 def stream() -> Iterator[str]:
-    reason = _nats_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    name = f"kill_{uuid.uuid4().hex[:10]}"
-    yield name
-    bus = JetStreamBus(stream=name, prefix=f"{name}.")
-    bus.delete_stream()
-    bus.close()
+    yield from nats_stream("kill")
 
 
 class HeadEnd:
@@ -127,13 +99,13 @@ def test_sigkill_during_ingest_loses_nothing_and_stores_nothing_twice(
 ) -> None:
     scenario = tmp_path / "kill.toml"
     scenario.write_text(SCENARIO, encoding="utf-8")
-    port = _free_udp_port()
+    port = free_headend_port()
     bus = f"nats://127.0.0.1:4222/{stream}"
     data = tmp_path / "mdm"
     env = os.environ | {"COLUMNS": "120"}
     rng = random.Random(KILLS)
     headend = HeadEnd(
-        _openami(
+        openami(
             "headend",
             "run",
             "--scenario",
@@ -154,7 +126,7 @@ def test_sigkill_during_ingest_loses_nothing_and_stores_nothing_twice(
         tmp_path / "headend.log",
     )
     mdm = subprocess.Popen(
-        _openami(
+        openami(
             "mdm",
             "run",
             "--scenario",
@@ -184,7 +156,7 @@ def test_sigkill_during_ingest_loses_nothing_and_stores_nothing_twice(
         headend.start()
         time.sleep(2.0)
         fleet = subprocess.Popen(
-            _openami(
+            openami(
                 "fleet",
                 "run",
                 "--scenario",
