@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 
-__all__ = ["READ_SCHEMA", "AppendResult", "IntervalLake"]
+__all__ = ["READ_SCHEMA", "AppendResult", "IntervalLake", "write_parquet_atomically"]
 
 READ_SCHEMA = pa.schema(
     [
@@ -54,6 +54,29 @@ class AppendResult:
     written_by_source: dict[int, int]
     duplicates_by_channel: dict[int, int] = field(default_factory=dict)
     written_by_channel: dict[int, int] = field(default_factory=dict)
+
+
+def write_parquet_atomically(
+    folder: Path, name: str, table: pa.Table, row_group_size: int | None = None
+) -> Path:
+    """Write ``table`` as ``folder/name`` whole or not at all: a temporary file, fsync,
+    rename, fsync of the folder. What this returned is on disk."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd", row_group_size=row_group_size)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / name)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StoreError(f"cannot write to {folder}: {exc.strerror}") from None
+    return folder / name
 
 
 def _local_key(meter_id: IntArray, channel: IntArray) -> IntArray:
@@ -146,22 +169,8 @@ class IntervalLake:
 
     @staticmethod
     def _atomic_write(folder: Path, table: pa.Table) -> None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = folder / f".{name}.tmp"
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, folder / name)
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            raise StoreError(f"cannot write to the lake at {folder}: {exc.strerror}") from None
+        name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+        write_parquet_atomically(folder, name, table)
 
     @staticmethod
     def _day_name(day: int) -> str:

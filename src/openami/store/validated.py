@@ -25,7 +25,6 @@ rule) and ``vee_gaps/day=.../gaps.parquet`` (the re-collection state of missing 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openami.errors import StoreError
+from openami.store.lake import write_parquet_atomically
 
 __all__ = ["KEY", "VALIDATED_SCHEMA", "Origin", "ValidatedStore", "day_of"]
 
@@ -86,22 +86,7 @@ def _day_name(day: date) -> str:
 
 
 def _atomic_write(folder: Path, name: str, table: pa.Table) -> Path:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd", row_group_size=ROW_GROUP)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, folder / name)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise StoreError(f"cannot write to {folder}: {exc.strerror}") from None
-    return folder / name
+    return write_parquet_atomically(folder, name, table, ROW_GROUP)
 
 
 def _empty() -> pl.DataFrame:
