@@ -3,8 +3,8 @@
 The day: ``meters`` meters (default 1,000,000: 48 million interval reads, 192 million raw
 rows with both registers) made by the VEE's synthetic generator (Japanese household shapes,
 PV on a share of homes, every kind of fault injected on its own 1% of the meters), written
-in a child process as the raw lake holds a day partitioned by meter shard (one row group
-per 100,000 meters), with 28 days of per-meter statistics before it so that the spike rule
+in a child process and loaded into the raw lake's layout (a file per day and shard of
+100,000 meter ids), with 28 days of per-meter statistics before it so that the spike rule
 has its history.
 
 Timed, on ``openami.mdm.parallel`` as the product runs it (``workers=1``: in this process;
@@ -72,9 +72,10 @@ def _write(root: Path, meters: int, seed: int) -> tuple[IntervalLake, pl.DataFra
     if child.exitcode != 0:
         raise BenchmarkError(f"writing the synthetic day failed (exit {child.exitcode})")
     lake = IntervalLake(root / "lake")
-    folder = lake.reads_dir / f"day={DAY}"
-    folder.mkdir(parents=True)
-    (work / "reads.parquet").rename(folder / "part-00000000T000000000000-synthetic.parquet")
+    generated = pq.ParquetFile(work / "reads.parquet")
+    for group in range(generated.metadata.num_row_groups):  # one block of meters at a time
+        lake.load_unchecked(generated.read_row_group(group))
+    (work / "reads.parquet").unlink()
     per_meter = pl.read_parquet(work / "meters.parquet")
     store = ValidatedStore(lake.root)
     stats = per_meter.select(
@@ -139,7 +140,7 @@ def run(params: Mapping[str, str]) -> BenchResult:
         began = time.perf_counter()
         lake, attributes = _write(root, meters, seed)
         write_s = time.perf_counter() - began
-        raw_files = sorted(lake.reads_dir.glob("day=*/part-*.parquet"))
+        raw_files = lake.files()
         raw_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in raw_files)
         raw_bytes = sum(f.stat().st_size for f in raw_files)
         reads = meters * SLOTS

@@ -181,3 +181,35 @@ def test_undecodable_and_unknown_source_messages_are_dead_lettered_not_blocking(
     assert ingest.dead_letters[0] == b"\xc1 not msgpack"
     assert ingest.subscription.pending() == 0
     assert ingest.lake.connect().execute("SELECT count(*) FROM interval_reads").fetchone() == (8,)
+
+
+def test_a_second_value_from_the_bus_is_kept_and_vee_flags_the_conflict(
+    lake: IntervalLake, tmp_path: Path
+) -> None:
+    """A meter that sends another value for an interval it already sent: the lake keeps
+    both (the later as version 2) and VEE's conflict rule flags the interval."""
+    import polars as pl
+
+    from openami.mdm.vee.flags import Quality
+    from openami.mdm.vee.run import run_day
+    from openami.store.validated import ValidatedStore
+
+    bus = MemoryBus()
+    ingest = ReadIngest(lake, bus.subscribe(SUBJECT_READS, durable="mdm"))
+    first = batch(range(1, 3), range(1, 49))
+    bus.publish(SUBJECT_READS, encode_message(first))
+    ingest.poll()
+    changed = list(first.value_wh)
+    changed[40] += 7  # meter 1, import interval of slot 21: another value
+    columns = {f: getattr(first, f) for f in ReadBatch.__struct_fields__}
+    bus.publish(SUBJECT_READS, encode_message(ReadBatch(**{**columns, "value_wh": changed})))
+    bus.publish(SUBJECT_READS, encode_message(first))  # and the first copy again
+    ingest.poll()
+    assert (ingest.duplicates, ingest.conflicts) == (2 * len(first.meter_id) - 1, 1)
+    day = datetime.fromtimestamp(DAY0, tz=UTC).date()
+    store = ValidatedStore(lake.root)
+    run_day(lake, store, day, pl.DataFrame({"meter_id": [1, 2]}), now=DAY0 + 2 * 86_400)
+    rows = store.current(day).filter(
+        (pl.col("flags").cast(pl.Int64) & int(Quality.CONFLICT)) != 0
+    )
+    assert rows.select("meter_id", "interval_end").rows() == [(1, first.interval_end[40])]

@@ -87,16 +87,64 @@ def test_duplicates_within_one_batch_are_stored_once(tmp_path: Path) -> None:
         (1, 1, end, 10, 1, 0),
         (2, 1, end, 20, 1, 0),
         (1, 1, end, 10, 1, 0),  # exact repeat
-        (1, 1, end, 11, 2, 0),  # same identity, other value
+        (1, 1, end, 11, 2, 0),  # same identity, other value: the next version
         (1, 2, end, 30, 1, 0),  # same meter and end, other channel: distinct
         (1, 1, end + STEP, 40, 1, 0),  # same meter and channel, other end: distinct
     ]
     result = lake.append(columns(reads))
-    assert (result.written, result.duplicates) == (4, 2)
-    rows = stored(lake)
-    assert identities(rows) == sorted({(1, 1, end), (2, 1, end), (1, 2, end), (1, 1, end + STEP)})
-    (kept,) = [r for r in rows if r[:3] == (1, 1, end)]
-    assert kept[3] in (10, 11)
+    assert (result.written, result.duplicates, result.conflicts) == (5, 1, 1)
+    assert versions(lake, (1, 1, end)) == [(1, 10), (2, 11)]
+    assert versions(lake, (2, 1, end)) == [(1, 20)]
+
+
+def versions(lake: IntervalLake, identity: Identity) -> list[tuple[int, int]]:
+    con = lake.connect()
+    try:
+        rows = con.execute(
+            "SELECT version, value_wh FROM interval_reads WHERE meter_id = ? AND channel = ? "
+            "AND epoch(interval_end)::BIGINT = ? ORDER BY version",
+            list(identity),
+        ).fetchall()
+    finally:
+        con.close()
+    return [(int(v), int(w)) for v, w in rows]
+
+
+def test_another_value_later_is_kept_as_the_next_version(tmp_path: Path) -> None:
+    """A meter that says two things about one interval: both are kept, the later as
+    version 2; the first copy delivered again is a duplicate, not a third version."""
+    end = DAY0 + STEP
+    lake = IntervalLake(tmp_path)
+    lake.append(columns([(1, 1, end, 10, 1, 0)]))
+    second = lake.append(columns([(1, 1, end, 12, 2, 0)]))
+    assert (second.written, second.conflicts) == (1, 1)
+    again = IntervalLake(tmp_path).append(columns([(1, 1, end, 10, 1, 0), (1, 1, end, 12, 1, 0)]))
+    assert (again.written, again.duplicates) == (0, 2)
+    third = IntervalLake(tmp_path).append(columns([(1, 1, end, 13, 1, 0)]))
+    assert (third.written, third.conflicts) == (1, 1)
+    assert versions(lake, (1, 1, end)) == [(1, 10), (2, 12), (3, 13)]
+
+
+def test_the_index_keeps_only_recent_days_and_reloads_the_others(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path, index_days=1)
+    first = [(1, 1, DAY0 + STEP, 5, 1, 0)]
+    lake.append(columns(first))
+    lake.append(columns([(1, 1, DAY0 + 86_400 + STEP, 6, 1, 0)]))  # the first day is dropped
+    assert all(end >= DAY0 + 86_400 for end in lake._index)
+    assert lake.append(columns(first)).duplicates == 1  # reloaded from its files
+
+
+def test_reads_go_to_the_shard_of_their_meter(tmp_path: Path) -> None:
+    from openami.store.lake import SHARD_METERS
+
+    lake = IntervalLake(tmp_path)
+    end = DAY0 + STEP
+    lake.append(columns([(5, 1, end, 1, 1, 0), (SHARD_METERS + 5, 1, end, 2, 1, 0)]))
+    day = datetime.fromtimestamp(DAY0, tz=UTC).date()
+    assert [f.parent.name for f in lake.day_files(day)] == ["shard=00000", "shard=00001"]
+    only = lake.day_files(day, (SHARD_METERS, 2 * SHARD_METERS - 1))
+    assert [f.parent.name for f in only] == ["shard=00001"]
+    assert lake.days() == [day]
 
 
 def test_a_new_lake_on_the_same_folder_still_refuses_duplicates(tmp_path: Path) -> None:
@@ -165,7 +213,7 @@ def test_reads_spanning_two_utc_days_land_in_two_day_folders(tmp_path: Path) -> 
         ).fetchall()
     finally:
         con.close()
-    assert [(Path(name).parent.name, n) for name, n in per_file] == [
+    assert [(Path(name).parent.parent.name, n) for name, n in per_file] == [
         ("day=2026-08-03", 2),
         ("day=2026-08-04", 1),
     ]
@@ -257,7 +305,7 @@ raw_reads = st.lists(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_reads, st.data())
-def test_stored_identities_are_the_distinct_identities(
+def test_stored_reads_are_the_distinct_reads_in_versions_of_arrival(
     raw: list[tuple[int, int, int, int, int]], data: st.DataObject
 ) -> None:
     reads: list[Read] = [(m, c, DAY0 + slot * STEP, v, s, 0) for m, c, slot, v, s in raw]
@@ -267,25 +315,45 @@ def test_stored_identities_are_the_distinct_identities(
         reads = data.draw(st.permutations(reads), label="order")
     cuts = sorted(data.draw(st.lists(st.integers(0, len(reads)), max_size=5), label="cuts"))
     restarts = data.draw(st.lists(st.booleans(), min_size=len(cuts) + 1, max_size=len(cuts) + 1))
-    distinct = set(identities(reads))
+    index_days = data.draw(st.integers(1, 3), label="index_days")
+    # what must be stored: each distinct value of an identity, numbered in arrival order
+    expected: dict[Identity, list[int]] = {}
+    for r in reads:
+        seen = expected.setdefault((r[0], r[1], r[2]), [])
+        if r[3] not in seen:
+            seen.append(r[3])
+    distinct = sum(len(v) for v in expected.values())
 
     with tempfile.TemporaryDirectory() as folder:
-        lake = IntervalLake(Path(folder))
-        written = duplicates = 0
+        lake = IntervalLake(Path(folder), index_days=index_days)
+        written = duplicates = conflicts = 0
         by_source: Counter[int] = Counter()
         for lo, hi, restart in zip([0, *cuts], [*cuts, len(reads)], restarts, strict=True):
             if restart:
-                lake = IntervalLake(Path(folder))
+                lake = IntervalLake(Path(folder), index_days=index_days)
             result = lake.append(columns(reads[lo:hi]))
             written += result.written
             duplicates += result.duplicates
+            conflicts += result.conflicts
             by_source.update(result.written_by_source)
         rows = stored(lake)
+        con = lake.connect()
+        try:
+            got = con.execute(
+                "SELECT meter_id, channel, epoch(interval_end)::BIGINT, version, value_wh "
+                "FROM interval_reads ORDER BY 1, 2, 3, 4"
+            ).fetchall()
+        finally:
+            con.close()
 
-    assert written == len(distinct)
-    assert duplicates == len(reads) - len(distinct)
-    assert len(rows) == len(distinct)
-    assert set(identities(rows)) == distinct
+    assert written == len(rows) == distinct
+    assert duplicates == len(reads) - distinct
+    assert conflicts == distinct - len(expected)
+    numbered: dict[Identity, list[int]] = {}
+    for m, c, e, version, value in got:
+        numbered.setdefault((m, c, e), []).append(int(value))
+        assert version == len(numbered[(m, c, e)])
+    assert numbered == expected
     assert by_source == Counter(r[4] for r in rows)
 
 

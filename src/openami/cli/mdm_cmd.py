@@ -285,13 +285,7 @@ def _instant(text: str, option: str) -> datetime:
 
 
 def _lake_days(lake: IntervalLake) -> list[date]:
-    days = []
-    for folder in sorted(lake.reads_dir.glob("day=*")):
-        try:
-            days.append(date.fromisoformat(folder.name.removeprefix("day=")))
-        except ValueError:
-            continue
-    return days
+    return lake.days()
 
 
 @contextmanager
@@ -458,7 +452,7 @@ def _lake_meters(lake: IntervalLake, days: list[date]) -> pl.DataFrame:
     """The electricity meters with a raw read on any of ``days``."""
     import polars as pl
 
-    files = [f for d in days for f in sorted((lake.reads_dir / f"day={d}").glob("part-*.parquet"))]
+    files = [f for d in days for f in lake.day_files(d)]
     if not files:
         return pl.DataFrame(schema={"meter_id": pl.Int64})
     return (
@@ -950,7 +944,7 @@ def _raw_rows(lake: IntervalLake, meter: int, days: list[date]) -> pl.DataFrame:
 
     from openami.bus.contract import ReadSource
 
-    files = [f for d in days for f in sorted((lake.reads_dir / f"day={d}").glob("part-*.parquet"))]
+    files = [f for d in days for f in lake.day_files(d)]
     if not files:
         return pl.DataFrame(schema={"interval_end": pl.Datetime("us", "UTC")})
     reads = (

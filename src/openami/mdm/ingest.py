@@ -26,6 +26,7 @@ class ReadIngest:
         self.subscription = subscription
         self.stored = Counter[ReadSource]()
         self.duplicates = 0
+        self.conflicts = 0  # stored as a new version: another value for a stored read
         self.duplicates_by_channel = Counter[int]()
         self.stored_by_channel = Counter[int]()
         self.batches = 0
@@ -82,6 +83,7 @@ class ReadIngest:
             self.first_end = lo if self.first_end is None else min(self.first_end, lo)
             self.last_end = hi if self.last_end is None else max(self.last_end, hi)
         self.duplicates += result.duplicates
+        self.conflicts += result.conflicts
         self.duplicates_by_channel.update(result.duplicates_by_channel)
         self.stored_by_channel.update(result.written_by_channel)
         for source, count in result.written_by_source.items():

@@ -1,13 +1,24 @@
-"""The interval data lake: Parquet files partitioned by day, queried with DuckDB.
+"""The interval data lake: Parquet files partitioned by day and meter shard, queried with
+DuckDB.
+
+Layout: ``interval_reads/day=YYYY-MM-DD/shard=NNNNN/part-*.parquet``, where the shard is
+``meter_id // SHARD_METERS``: a range of meter ids, so that VEE and billing, which work on
+a chunk of consecutive meters, read only their shards' files instead of filtering the whole
+day.
 
 A read's identity is (meter_id, channel, interval_end, version). ``append`` is idempotent:
-reads whose identity is already stored are counted as duplicates and not written again, so
-at-least-once delivery from the bus becomes exactly-once storage. Each append writes one new
-Parquet file per day touched, atomically (temporary file, fsync, rename, fsync of the
-folder): a file either exists whole or not at all, so what ``append`` returned is on disk.
+a read whose (meter, channel, interval end) is stored with the same value is a duplicate
+(at-least-once delivery from the bus becomes exactly-once storage); one stored with another
+value is kept as the next version and counted as a conflict (a meter that said two
+different things about one interval: VEE flags it, and nothing the meter said is lost).
+Each append writes one new Parquet file per (day, shard) touched, atomically (temporary
+file, fsync, rename, fsync of the folder): a file either exists whole or not at all, so
+what ``append`` returned is on disk.
 
-The duplicate check keeps, per interval end, the sorted identities already stored; it is
-loaded from the day's files the first time a day is touched.
+The duplicate check keeps, per interval end, the sorted identities already stored with
+their values; it is loaded from the day's files the first time a day is touched, and only
+the most recently touched days stay in memory (``index_days``): a long-running consumer's
+memory follows the days it is receiving, not the lake's age.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +39,14 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 
-__all__ = ["READ_SCHEMA", "AppendResult", "IntervalLake", "write_parquet_atomically"]
+__all__ = [
+    "READ_SCHEMA",
+    "SHARD_METERS",
+    "AppendResult",
+    "IntervalLake",
+    "shard_of",
+    "write_parquet_atomically",
+]
 
 READ_SCHEMA = pa.schema(
     [
@@ -45,6 +63,11 @@ READ_SCHEMA = pa.schema(
 _COLUMNS = ("meter_id", "channel", "interval_end", "value_wh", "source", "status")
 IntArray = npt.NDArray[np.int64]
 MAX_METER_ID = 2**40  # identities are packed as meter_id << 4 | channel in an int64
+SHARD_METERS = 100_000  # meter ids per shard folder: the size of a VEE chunk
+
+
+def shard_of(meter_id: int) -> int:
+    return meter_id // SHARD_METERS
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,7 @@ class AppendResult:
     written_by_source: dict[int, int]
     duplicates_by_channel: dict[int, int] = field(default_factory=dict)
     written_by_channel: dict[int, int] = field(default_factory=dict)
+    conflicts: int = 0  # written as a new version: another value for a stored identity
 
 
 def write_parquet_atomically(
@@ -83,22 +107,40 @@ def _local_key(meter_id: IntArray, channel: IntArray) -> IntArray:
     return np.asarray((meter_id << 4) | channel, dtype=np.int64)
 
 
+class _Stored:
+    """What one interval end holds: identities (meter << 4 | channel) sorted, each with its
+    value; an identity with several versions appears once per version."""
+
+    __slots__ = ("local", "value")
+
+    def __init__(self, local: IntArray, value: IntArray) -> None:
+        order = np.argsort(local, kind="stable")
+        self.local = local[order]
+        self.value = value[order]
+
+    def add(self, local: IntArray, value: IntArray) -> None:
+        both = _Stored(np.concatenate([self.local, local]), np.concatenate([self.value, value]))
+        self.local, self.value = both.local, both.value
+
+
 class IntervalLake:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, index_days: int = 3) -> None:
         self.root = root
         self.reads_dir = root / "interval_reads"
         try:
             self.reads_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create lake at {self.reads_dir}: {exc.strerror}") from None
-        self._loaded_days: set[str] = set()
-        self._index: dict[int, IntArray] = {}  # interval_end -> sorted (meter << 4 | channel)
+        self.index_days = max(1, index_days)
+        self._loaded_days: list[int] = []  # least recently touched first
+        self._index: dict[int, _Stored] = {}  # interval_end -> what is stored
 
     # --- writing ---------------------------------------------------------------------------
 
     def append(self, columns: Mapping[str, Any]) -> AppendResult:
-        """Store the reads not stored yet; return how many were written and how many were
-        already there (or repeated within the batch)."""
+        """Store the reads not stored yet; return how many were written, how many were
+        already there with the same value (or repeated within the batch), and how many
+        of the written were another value for a stored identity (a new version)."""
         cols = {name: np.asarray(columns[name], dtype=np.int64) for name in _COLUMNS}
         n = cols["meter_id"].shape[0]
         if n == 0:
@@ -107,65 +149,100 @@ class IntervalLake:
             raise StoreError("channel outside 0..15")
         if (cols["meter_id"] < 0).any() or (cols["meter_id"] >= MAX_METER_ID).any():
             raise StoreError(f"meter_id outside 0..{MAX_METER_ID - 1}")
-        ends = cols["interval_end"]
+        ends, values = cols["interval_end"], cols["value_wh"]
         local = _local_key(cols["meter_id"], cols["channel"])
-        keep = np.zeros(n, dtype=bool)
         days = (ends // 86_400).astype(np.int64)
-        for day in np.unique(days):
-            self._load_day(int(day))
-        order = np.lexsort((local, ends))
+        touched = [int(day) for day in np.unique(days)]
+        for day in touched:
+            self._load_day(day)
+        # forget the least recently touched days beyond the budget, never this batch's
+        while len(self._loaded_days) > max(self.index_days, len(touched)):
+            self._forget(self._loaded_days.pop(0))
+        version = np.zeros(n, dtype=np.int64)  # 0: not written
+        # by interval end, identity, then arrival: a group's first row arrived first
+        order = np.lexsort((np.arange(n), local, ends))
         sorted_ends, sorted_local = ends[order], local[order]
-        first = np.ones(n, dtype=bool)  # first occurrence within the batch
-        first[1:] = (sorted_ends[1:] != sorted_ends[:-1]) | (sorted_local[1:] != sorted_local[:-1])
         bounds = np.flatnonzero(np.diff(sorted_ends)) + 1
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, n], strict=True):
-            end = int(sorted_ends[lo])
-            seen = self._index.get(end)
-            fresh = first[lo:hi].copy()
-            if seen is not None and seen.size:
-                fresh &= ~np.isin(sorted_local[lo:hi], seen, assume_unique=False)
-            keep[order[lo:hi][fresh]] = True
+            rows = order[lo:hi]
+            stored = self._index.get(int(sorted_ends[lo]))
+            version[rows] = _versions(sorted_local[lo:hi], values[rows], stored)
+        keep = version > 0
         written = int(keep.sum())
+        conflicts = int((version > 1).sum())
         if written:
-            self._write(cols, keep, days)
-            kept_ends, kept_local = ends[keep], local[keep]
+            self._write(cols, keep, version)
+            kept_ends, kept_local, kept_value = ends[keep], local[keep], values[keep]
             for end in np.unique(kept_ends):
-                new = kept_local[kept_ends == end]
-                old = self._index.get(int(end))
-                merged = new if old is None else np.concatenate([old, new])
-                self._index[int(end)] = np.sort(merged)
+                mine = kept_ends == end
+                stored = self._index.get(int(end))
+                if stored is None:
+                    self._index[int(end)] = _Stored(kept_local[mine], kept_value[mine])
+                else:
+                    stored.add(kept_local[mine], kept_value[mine])
         sources, counts = np.unique(cols["source"][keep], return_counts=True)
         by_source = {int(s): int(c) for s, c in zip(sources, counts, strict=True)}
         dup_channels, dup_counts = np.unique(cols["channel"][~keep], return_counts=True)
         by_channel = {int(c): int(k) for c, k in zip(dup_channels, dup_counts, strict=True)}
         new_channels, new_counts = np.unique(cols["channel"][keep], return_counts=True)
         written_channels = {int(c): int(k) for c, k in zip(new_channels, new_counts, strict=True)}
-        return AppendResult(written, n - written, by_source, by_channel, written_channels)
+        return AppendResult(
+            written, n - written, by_source, by_channel, written_channels, conflicts
+        )
 
     def _write(
-        self, cols: dict[str, IntArray], keep: npt.NDArray[np.bool_], days: IntArray
+        self, cols: dict[str, IntArray], keep: npt.NDArray[np.bool_], version: IntArray
     ) -> None:
         now = datetime.now(UTC)
-        for day in np.unique(days[keep]):
-            mask = keep & (days == day)
-            count = int(mask.sum())
+        kept = {name: column[keep] for name, column in cols.items()}
+        kept_version = version[keep]
+        part = (kept["interval_end"] // 86_400) * (MAX_METER_ID // SHARD_METERS + 1) + (
+            kept["meter_id"] // SHARD_METERS
+        )
+        order = np.argsort(part, kind="stable")
+        part = part[order]
+        bounds = np.flatnonzero(np.diff(part)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, part.size], strict=True):
+            rows = order[lo:hi]
+            count = rows.size
+            day = int(kept["interval_end"][rows[0]] // 86_400)
+            shard = int(kept["meter_id"][rows[0]] // SHARD_METERS)
             table = pa.table(
                 {
-                    "meter_id": pa.array(cols["meter_id"][mask], pa.int64()),
-                    "channel": pa.array(cols["channel"][mask].astype(np.int8), pa.int8()),
-                    "interval_end": pa.array(cols["interval_end"][mask], pa.int64()).cast(
+                    "meter_id": pa.array(kept["meter_id"][rows], pa.int64()),
+                    "channel": pa.array(kept["channel"][rows].astype(np.int8), pa.int8()),
+                    "interval_end": pa.array(kept["interval_end"][rows], pa.int64()).cast(
                         pa.timestamp("s", tz="UTC")
                     ),
-                    "value_wh": pa.array(cols["value_wh"][mask], pa.int64()),
-                    "version": pa.array(np.ones(count, np.int16), pa.int16()),
-                    "source": pa.array(cols["source"][mask].astype(np.int8), pa.int8()),
-                    "status": pa.array(cols["status"][mask].astype(np.int16), pa.int16()),
+                    "value_wh": pa.array(kept["value_wh"][rows], pa.int64()),
+                    "version": pa.array(kept_version[rows].astype(np.int16), pa.int16()),
+                    "source": pa.array(kept["source"][rows].astype(np.int8), pa.int8()),
+                    "status": pa.array(kept["status"][rows].astype(np.int16), pa.int16()),
                     "received_at": pa.array([now] * count, pa.timestamp("ms", tz="UTC")),
                 },
                 schema=READ_SCHEMA,
             )
-            folder = self.reads_dir / f"day={self._day_name(int(day))}"
-            self._atomic_write(folder, table)
+            self._atomic_write(self._folder(day, shard), table)
+
+    def load_unchecked(self, table: pa.Table) -> int:
+        """Bulk load of reads known to be new (a migration from another system, a
+        benchmark's synthetic day): written in the lake's layout, one file per (day,
+        shard), without the duplicate check or its index. ``table`` has ``READ_SCHEMA``'s
+        columns. Returns the rows written."""
+        table = table.select(READ_SCHEMA.names).cast(READ_SCHEMA)
+        ends = table.column("interval_end").cast(pa.int64()).to_numpy()
+        meters = table.column("meter_id").to_numpy()
+        part = (ends // 86_400) * (MAX_METER_ID // SHARD_METERS + 1) + meters // SHARD_METERS
+        order = np.argsort(part, kind="stable")
+        bounds = np.flatnonzero(np.diff(part[order])) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, part.size], strict=True):
+            rows = order[lo:hi]
+            day, shard = int(ends[rows[0]] // 86_400), int(meters[rows[0]] // SHARD_METERS)
+            self._atomic_write(self._folder(day, shard), table.take(pa.array(rows)))
+        return int(table.num_rows)
+
+    def _folder(self, day: int, shard: int) -> Path:
+        return self.reads_dir / f"day={self._day_name(day)}" / f"shard={shard:05d}"
 
     @staticmethod
     def _atomic_write(folder: Path, table: pa.Table) -> None:
@@ -177,14 +254,15 @@ class IntervalLake:
         return datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%d")
 
     def _load_day(self, day: int) -> None:
-        name = self._day_name(day)
-        if name in self._loaded_days:
+        if day in self._loaded_days:
+            self._loaded_days.remove(day)
+            self._loaded_days.append(day)
             return
-        self._loaded_days.add(name)
-        files = sorted((self.reads_dir / f"day={name}").glob("part-*.parquet"))
+        self._loaded_days.append(day)
+        files = self.day_files(datetime.fromtimestamp(day * 86_400, tz=UTC).date())
         if not files:
             return
-        table = pq.read_table(files, columns=["meter_id", "channel", "interval_end"])
+        table = pq.read_table(files, columns=["meter_id", "channel", "interval_end", "value_wh"])
         # Parquet keeps second timestamps as milliseconds: convert back before keying.
         seconds = table.column("interval_end").cast(pa.timestamp("s", tz="UTC"))
         ends = seconds.cast(pa.int64()).to_numpy()
@@ -192,13 +270,48 @@ class IntervalLake:
             table.column("meter_id").to_numpy().astype(np.int64),
             table.column("channel").to_numpy().astype(np.int64),
         )
-        for end in np.unique(ends):
-            self._index[int(end)] = np.sort(local[ends == end])
+        values = table.column("value_wh").to_numpy().astype(np.int64)
+        order = np.argsort(ends, kind="stable")
+        ends, local, values = ends[order], local[order], values[order]
+        bounds = np.flatnonzero(np.diff(ends)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, ends.size], strict=True):
+            self._index[int(ends[lo])] = _Stored(local[lo:hi], values[lo:hi])
+
+    def _forget(self, day: int) -> None:
+        """Drop a day's identities from memory (they are loaded again if it is touched)."""
+        first = day * 86_400
+        for end in [e for e in self._index if first <= e < first + 86_400]:
+            del self._index[end]
 
     # --- reading ---------------------------------------------------------------------------
 
     def files(self) -> list[Path]:
-        return sorted(self.reads_dir.glob("day=*/part-*.parquet"))
+        return sorted(self.reads_dir.glob("day=*/shard=*/part-*.parquet"))
+
+    def days(self) -> list[date]:
+        """The days the lake holds reads of, in order."""
+        days = []
+        for folder in sorted(self.reads_dir.glob("day=*")):
+            try:
+                day = date.fromisoformat(folder.name.removeprefix("day="))
+            except ValueError:
+                continue  # not a folder of ours
+            if any(folder.glob("shard=*/part-*.parquet")):
+                days.append(day)
+        return days
+
+    def day_files(self, day: date, meters: tuple[int, int] | None = None) -> list[Path]:
+        """The files of ``day``; with ``meters`` (first, last id), only those of the shards
+        that can hold them."""
+        folder = self.reads_dir / f"day={day.isoformat()}"
+        if meters is None:
+            return sorted(folder.glob("shard=*/part-*.parquet"))
+        first, last = shard_of(meters[0]), shard_of(meters[1])
+        return sorted(
+            f
+            for shard in range(first, last + 1)
+            for f in (folder / f"shard={shard:05d}").glob("part-*.parquet")
+        )
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the view ``interval_reads`` over every stored file."""
@@ -232,3 +345,61 @@ class IntervalLake:
         if row is None or row[0] is None:
             return None
         return int(row[0]), int(row[1])
+
+
+def _versions(local: IntArray, value: IntArray, stored: _Stored | None) -> IntArray:
+    """The version each read of one interval end is written as (0: not written).
+
+    ``local`` is sorted, rows of one identity in arrival order. A read is not written when
+    its identity is stored with the same value or an earlier row of the batch has it; it
+    is written as the next version when its identity is stored with other values only.
+    Usually every identity is new and the batch holds each once: one comparison decides."""
+    n = local.size
+    repeat = np.zeros(n, dtype=bool)
+    repeat[1:] = local[1:] == local[:-1]
+    if stored is None or stored.local.size == 0:
+        have = np.zeros(n, dtype=np.int64)
+        left = have
+    else:
+        left = np.searchsorted(stored.local, local, "left")
+        have = np.searchsorted(stored.local, local, "right") - left
+    if not repeat.any() and not have.any():
+        return np.ones(n, dtype=np.int64)
+    version = np.ones(n, dtype=np.int64)
+    single = (have == 1) & ~repeat
+    if stored is not None and single.any():
+        at = left[single]
+        same = stored.value[at] == value[single]
+        version[np.flatnonzero(single)] = np.where(same, 0, 2)
+    version[(have == 0) & ~repeat] = 1
+    # identities stored several times, or repeated in the batch: group by group (rare)
+    group_of = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))
+    for group in np.unique(group_of[repeat | (have > 1)]):
+        _settle_group(int(group), local, value, stored, left, have, version, repeat)
+    return version
+
+
+def _settle_group(
+    start: int,
+    local: IntArray,
+    value: IntArray,
+    stored: _Stored | None,
+    left: IntArray,
+    have: IntArray,
+    version: IntArray,
+    repeat: npt.NDArray[np.bool_],
+) -> None:
+    end = start + 1
+    while end < local.size and repeat[end]:
+        end += 1
+    known: list[int] = []
+    if stored is not None and have[start]:
+        known = [int(v) for v in stored.value[left[start] : left[start] + have[start]]]
+    next_version = len(known) + 1
+    for row in range(start, end):
+        if int(value[row]) in known:
+            version[row] = 0
+        else:
+            known.append(int(value[row]))
+            version[row] = next_version
+            next_version += 1

@@ -123,7 +123,11 @@ class ValidatedStore:
         ).select([pl.col(c).cast(t) for c, t in _POLARS.items()])
         full = full.with_columns(_day=pl.col("interval_end") // 86_400)
         stamp = int(at.timestamp() * 1000)
-        for part in full.partition_by("_day", maintain_order=True):
+        days = full.get_column("_day")
+        # VEE writes one day at a time: no split to make then
+        one_day = days.min() == days.max()
+        parts = [full] if one_day else full.partition_by("_day", maintain_order=True)
+        for part in parts:
             day = date(1970, 1, 1) + timedelta(days=int(part["_day"][0]))
             table = part.drop("_day").to_arrow()
             columns = {c: table.column(c) for c in _POLARS if c != "interval_end"}

@@ -38,7 +38,7 @@ def _day_files(lake: IntervalLake, start: datetime, end: datetime) -> list[str]:
     while day <= last:
         wanted.add(f"day={day:%Y-%m-%d}")
         day += timedelta(days=1)
-    return [f.as_posix() for f in lake.files() if f.parent.name in wanted]
+    return [f.as_posix() for f in lake.files() if f.parent.parent.name in wanted]
 
 
 def _empty() -> pl.DataFrame:

@@ -38,6 +38,17 @@ def _side(rows: pl.DataFrame, channel: Channel, name: str) -> pl.DataFrame:
     )
 
 
+def _paired(imp: pl.DataFrame, exp: pl.DataFrame) -> pl.DataFrame:
+    """Both channels of each interval side by side. VEE writes a channel's rows in the
+    same (meter, interval end) order as the other's, so usually the two sides line up row
+    for row and are put side by side as they are; otherwise (several files, later
+    versions, a channel missing) they are joined on the key."""
+    key = ["meter_id", "interval_end"]
+    if imp.height == exp.height and imp.select(key).equals(exp.select(key)):
+        return imp.hstack(exp.drop(key))
+    return imp.join(exp, on=key, how="full", coalesce=True)
+
+
 def load_validated_reads(store: ValidatedStore, start: datetime, end: datetime) -> pl.DataFrame:
     """Validated reads with interval ends in (start, end], as billing's input frame."""
     if start.tzinfo is None or end.tzinfo is None:
@@ -50,9 +61,9 @@ def load_validated_reads(store: ValidatedStore, start: datetime, end: datetime) 
         frames.append(rows.filter(pl.col("interval_end").is_between(lo + 1, hi)))
         day += timedelta(days=1)
     rows = pl.concat(frames) if frames else store.current(day).head(0)
-    key = ["meter_id", "interval_end"]
-    both = _side(rows, Channel.IMPORT_INTERVAL, "import").join(
-        _side(rows, Channel.EXPORT_INTERVAL, "export"), on=key, how="full", coalesce=True
+    both = _paired(
+        _side(rows, Channel.IMPORT_INTERVAL, "import"),
+        _side(rows, Channel.EXPORT_INTERVAL, "export"),
     )
     return both.select(
         pl.col("meter_id").cast(pl.Int64),

@@ -80,6 +80,9 @@ class _Slots:
         self.present = np.zeros(4 * n + 1, dtype=bool)
         self.version = np.zeros(4 * n + 1, dtype=np.int16)
         self.conflict = np.zeros(4 * n + 1, dtype=bool)
+        # scratch for finding keys repeated within a batch (see ``_put``); never read
+        # before being written in the same call
+        self.owner = np.empty(4 * n + 1, dtype=np.int32)
 
     def column(self, channel: int) -> tuple[IntArray, BoolArray, BoolArray]:
         k = channel - 1
@@ -280,13 +283,17 @@ def _put(slots: _Slots, key: IntArray, val: IntArray, ver: npt.NDArray[np.int16]
     if key.size == 0:
         return
     value, present, version = slots.value, slots.present, slots.version
-    counts = np.bincount(key, minlength=value.size)
     seen = present[key]
-    crowded = counts.max() > 1
-    if not crowded and not seen.any():
+    # Keys repeated within the batch, without counting every key of the grid: each row
+    # writes its own index at its key; a row that reads back another index shares its key.
+    owner = slots.owner
+    index = np.arange(key.size, dtype=np.int32)
+    owner[key] = index
+    repeated = key[owner[key] != index]
+    if repeated.size == 0 and not seen.any():
         value[key], version[key], present[key] = val, ver, True
         return
-    settle = seen | (counts > 1)[key] if crowded else seen
+    settle = seen | np.isin(key, repeated) if repeated.size else seen
     rows = np.flatnonzero(settle)
     keys = np.unique(key[rows])
     old = keys[present[keys]]

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -52,17 +51,13 @@ def day_start(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
-def _day_files(lake: IntervalLake, day: date) -> list[Path]:
-    return sorted((lake.reads_dir / f"day={day.isoformat()}").glob("part-*.parquet"))
-
-
 def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: int) -> None:
     """Put the raw reads of meters ``lo..hi`` for ``day`` into ``builder``, and the
     opening interval (ending at 00:00) from the previous day's files."""
     opening = builder.info.day0 - builder.info.step_s
     meters = (ds.field("meter_id") >= lo) & (ds.field("meter_id") <= hi)
-    sources = [(_day_files(lake, day), meters)]
-    previous = _day_files(lake, day - timedelta(days=1))
+    sources = [(lake.day_files(day, (lo, hi)), meters)]
+    previous = lake.day_files(day - timedelta(days=1), (lo, hi))
     if previous:
         at_midnight = ds.field("interval_end") == pa.scalar(opening, pa.timestamp("s", "UTC"))
         sources.append((previous, meters & at_midnight))
