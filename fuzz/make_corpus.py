@@ -38,6 +38,21 @@ from openami.protocols.dlms.security import (
     SuiteZero,
 )
 from openami.protocols.dlms.wrapper import WrapperFrame, encode_wrapper
+from openami.protocols.echonet import (
+    EOJ,
+    ESV,
+    LOW_VOLTAGE_SMART_METER_CLASS,
+    NODE_PROFILE,
+    Access,
+    EchonetClient,
+    FixedTimeReading,
+    Frame,
+    HalfHourlyHistory,
+    History2,
+    History2Setting,
+    Property,
+    encode_frame,
+)
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 JST = timezone(timedelta(hours=9), "JST")
@@ -192,6 +207,51 @@ def _bus() -> dict[str, bytes]:
     }
 
 
+def _echonet() -> dict[str, bytes]:
+    meter = EOJ(0x02, 0x88, 0x01)
+    client = EchonetClient()
+    table = LOW_VOLTAGE_SMART_METER_CLASS
+
+    def reply(epc: int, value: object) -> Property:
+        spec = table.spec(epc)
+        assert spec is not None
+        return Property(epc, spec.encode(value))
+
+    at = END.replace(hour=0)
+    get_res = Frame(
+        1,
+        meter,
+        client.seoj,
+        ESV.GET_RES,
+        (
+            reply(0xE7, -1_250),
+            reply(0xE8, (-63, None)),
+            reply(0xE2, HalfHourlyHistory(1, (*range(47), None))),
+            reply(0xEA, FixedTimeReading(at, 123_456)),
+            reply(0xEC, History2(at, ((10, 1), (None, None), (8, 0)))),
+            reply(0x9F, table.epcs(Access.GET)),
+        ),
+    )
+    return {
+        "get_node_profile": encode_frame(client.get(NODE_PROFILE, [0x80, 0x9F, 0xD6, 0xD7])),
+        "get_meter_all": encode_frame(client.get(meter, sorted(table.epcs(Access.GET)))),
+        "get_res_meter": encode_frame(get_res),
+        "get_sna": bytes.fromhex("1081000102880105FF0152018300"),
+        "setc_history_days": encode_frame(
+            client.set_c(meter, {0xE5: 1, 0xED: History2Setting(at, 6)})
+        ),
+        "seti_location": encode_frame(client.set_i(meter, {0x81: b"\x08"})),
+        "setget": encode_frame(
+            Frame(7, client.seoj, meter, ESV.SETGET, (Property(0xE2),), (Property(0xE5, b"\x02"),))
+        ),
+        "inf_instance_list": bytes.fromhex("108100000EF0010EF0017301D50401028801"),
+        "inf_req_all_meters": encode_frame(client.inf_req(meter.with_instance(0), [0x80, 0x88])),
+        "infc": encode_frame(
+            Frame(9, client.seoj, NODE_PROFILE, ESV.INFC, (Property(0xD5, b"\x01\x05\xff\x01"),))
+        ),
+    }
+
+
 def main() -> None:
     apdus = _apdus()
     corpora = {
@@ -201,6 +261,7 @@ def main() -> None:
         "datetime": _datetimes(),
         "security": _security(),
         "bus": _bus(),
+        "echonet": _echonet(),
     }
     for target, seeds in corpora.items():
         folder = CORPUS / target
