@@ -184,7 +184,10 @@ def _compare(doc: dict[str, Any], direct: pl.DataFrame) -> None:
 def test_billing_with_the_default_contracts(
     demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ("billing", "--data-dir", str(demo), "--cycle", "2026-09")
+    # the demo's registry holds a contract per meter: without it, the default contracts
+    bare = tmp_path / "no-registry"
+    shutil.copytree(demo, bare, ignore=shutil.ignore_patterns("registry.db"))
+    args = ("billing", "--data-dir", str(bare), "--cycle", "2026-09")
     doc = _json(capsys, *args, "--tariff", "jp-residential-tou-seasonal")
     assert doc["contracts"] == METERS and doc["source"] == "validated store"
     assert doc["contracts_from"].startswith(
@@ -380,3 +383,38 @@ def test_help_teaches_with_an_example(capsys: pytest.CaptureFixture[str]) -> Non
         assert f"Example: openami mdm {command} --data-dir" in " ".join(out.split())
     _, out, _ = _cli(capsys, "billing", "--help")
     assert "every meter on --tariff" in " ".join(out.split())
+
+
+def test_alarms_show_the_demo_s_outage_closed_with_customers_and_its_tamper(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's scenario cuts power to a part of one area for a while and opens some
+    terminal covers: the MDMS shows one outage there, closed, with the registry's
+    customers, and one tamper alarm per opened cover."""
+    alarms = _json(capsys, "alarms", "--data-dir", str(demo))
+    outages = [a for a in alarms if a["kind"] == "outage"]
+    tamper = [a for a in alarms if a["kind"] == "tamper"]
+    assert len(outages) == 1
+    (outage,) = outages
+    assert outage["closed"] is not None and outage["down"] == 0
+    assert outage["meters"] > 0
+    assert sum(outage["customers"].values()) == outage["meters"]  # one customer per meter
+    assert len(outage["customers"]) == 1  # the outage is in one area
+    assert tamper and all(a["detail"] == "terminal cover opened" for a in tamper)
+    assert _json(capsys, "alarms", "--data-dir", str(demo), "--open") == tamper
+
+
+def test_alarms_of_a_data_dir_without_events_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = _cli(capsys, "alarms", "--data-dir", str(tmp_path))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "no meter events" in err
+
+
+def test_billing_takes_the_registry_s_contracts(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = _json(capsys, "billing", "--data-dir", str(demo), "--cycle", "2026-09")
+    assert doc["contracts_from"] == f"the registry ({METERS} contracts, read on day 1)"
+    assert doc["contracts"] == METERS

@@ -42,6 +42,13 @@ def _result(**changes: object) -> DemoResult:
         contracts=1000,
         bill_ready=1000,
         billed_kwh_by_period={"day": 17_943.7, "night": 4_560.5},
+        alarms={
+            "outages": 1,
+            "outages_open": 0,
+            "outage_meters": 40,
+            "outage_customers": 40,
+            "tamper": 5,
+        },
     )
     values.update(changes)
     return DemoResult(**values)  # type: ignore[arg-type]

@@ -77,7 +77,25 @@ def test_repeated_last_gasps_and_power_up_without_outage_change_nothing() -> Non
     book.observe(events((1, AT, DOWN)))
     again = book.observe(events((1, AT + 5, DOWN)))
     assert again[0].meters == 1
-    assert book.observe(events((9, AT, UP))) == []  # a cold start: no outage to restore
+    assert AlarmBook(by_area).observe(events((9, AT, UP))) == []  # a cold start: no outage
+
+
+def test_a_power_up_whose_last_gasp_was_lost_joins_the_open_outage() -> None:
+    book = AlarmBook(by_area)
+    book.observe(events((1, AT, DOWN)))
+    (outage,) = book.observe(events((2, AT + 600, UP)))  # its gasp never arrived
+    assert (outage.meters, outage.down) == (2, 1)
+    assert outage.meter_minutes == pytest.approx(10)
+
+
+def test_reads_after_the_last_gasp_restore_a_meter_whose_power_up_was_lost() -> None:
+    book = AlarmBook(by_area)
+    book.observe(events((1, AT, DOWN), (2, AT, DOWN)))
+    book.observe(events((1, AT + 900, UP)))
+    assert book.down_meters() == {2: AT}
+    assert book.heard_from([2], AT) == []  # not after the gasp: still down
+    (closed,) = book.heard_from([2, 3], AT + 1800)
+    assert closed.closed == AT + 1800 and book.down_meters() == {}
 
 
 def test_an_outage_of_many_meters_is_major() -> None:

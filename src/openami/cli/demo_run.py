@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -25,13 +24,12 @@ from openami.bus.contract import (
     SUBJECT_COLLECT,
     SUBJECT_EVENTS,
     SUBJECT_READS,
-    EventBatch,
     ReadSource,
-    decode_message,
     encode_message,
 )
 from openami.bus.memory import MemoryBus
 from openami.cli.demo_mdm import vee_and_bill
+from openami.cli.demo_registry import demo_registry
 from openami.errors import ConfigError
 from openami.fleet.fleet import ADDRESS_BASE, ip_text
 from openami.fleet.scenario import Area, AreaKind, Fault, FaultKind, Scenario
@@ -39,12 +37,13 @@ from openami.fleet.simulator import FleetSimulator, Outgoing
 from openami.headend.deadlines import DeadlineStats
 from openami.headend.keystore import KeyStore
 from openami.headend.service import HeadEnd
+from openami.mdm.alarms import AlarmBook, AlarmKind, registry_customers
+from openami.mdm.event_ingest import EventIngest
 from openami.mdm.gaps import find_gaps, gap_requests, stored_totals
 from openami.mdm.ingest import ReadIngest
-from openami.mdm.registry import MeterRecord, Registry
 from openami.protocols.dlms.notification import EventCode
+from openami.store.events import EventStore
 from openami.store.lake import IntervalLake
-from openami.store.sql import make_engine, sqlite_url
 from openami.transport.memory import Address, MemoryEndpoint, MemoryNetwork
 
 __all__ = ["DemoParams", "DemoResult", "demo_scenario", "prepare_data_dir", "run_demo"]
@@ -98,6 +97,8 @@ class DemoResult:
     plot: str = ""
     delivery: dict[str, float] = field(default_factory=dict)  # per area/medium, first tries
     events: dict[str, int] = field(default_factory=dict)
+    # outages (meters, customers) and tamper from the events, as the MDMS raised them
+    alarms: dict[str, int] = field(default_factory=dict)
     utility_reads: int = 0  # hourly gas + water index pairs from co-metered meters
     # mean share of each interval's reads stored by T+10 min, T+1 h, T+24 h (simulated time)
     deadlines: dict[str, float] = field(default_factory=dict)
@@ -262,25 +263,13 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
         keys, network.bind([HEADEND_ADDRESS]), HEADEND_ADDRESS, bus, step_s=fleet.step_s
     )
 
-    registry = Registry(make_engine(sqlite_url(params.data_dir / "registry.db")))
-    registry.register(
-        [
-            MeterRecord(
-                int(fleet.meter_ids[i]),
-                fleet.serial(i),
-                fleet.system_title(i),
-                fleet.address(i)[0],
-                int(fleet.traits.household_size[i]),
-                bool(fleet.traits.all_electric[i]),
-                float(fleet.traits.pv_kw[i]),
-            )
-            for i in range(fleet.n)
-        ]
-    )
+    registry = demo_registry(params.data_dir, fleet, scenario)
     lake = IntervalLake(params.data_dir / "lake")
     mdm = ReadIngest(lake, bus.subscribe(SUBJECT_READS))
-    events = bus.subscribe(SUBJECT_EVENTS)
-    event_counts: Counter[str] = Counter()
+    alarm_book = AlarmBook(registry_customers(registry))
+    events = EventIngest(
+        EventStore(params.data_dir / "lake"), bus.subscribe(SUBJECT_EVENTS), alarm_book
+    )
     meter_ids = np.asarray(registry.meter_ids(), dtype=np.int64)
     meter_ids = meter_ids[np.isin(meter_ids, fleet.meter_ids)]
     first_number = fleet.origin + 1
@@ -293,11 +282,7 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
         # push_spread_s after its end); re-collection runs at the end of the day
         headend.flush(fleet.interval_end(fleet.now) + scenario.push_spread_s)
         mdm.poll()
-        for message in events.fetch(10_000):
-            batch = decode_message(message.data)
-            if isinstance(batch, EventBatch):
-                event_counts.update(_event_name(code) for code in batch.code)
-            message.ack()
+        events.poll(10_000)
 
     requests_sent = 0
     rounds = 0
@@ -332,6 +317,8 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     ends = np.arange(first_number, fleet.now + 1, dtype=np.int64) * step
     missing = find_gaps(lake, meter_ids, ends)
     reads_missing = int(missing.sum())
+    # meters whose last interval is stored have power: closes what lost power-ups left open
+    alarm_book.heard_from(meter_ids[~missing[:, -1]].tolist(), int(ends[-1]))
     first_end = int(ends[0]) - step
     truth_import, truth_export = fleet.energy_delta()
     totals = stored_totals(lake, meter_ids, first_end, int(ends[-1]))
@@ -380,7 +367,8 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
             f"{area}/{medium}": round(delivered / sent, 4) if sent else 1.0
             for area, medium, sent, delivered in sim.delivery_by_group()
         },
-        events=dict(sorted(event_counts.items())),
+        events=dict(sorted((_event_name(c), n) for c, n in events.by_code.items())),
+        alarms=_alarm_summary(alarm_book),
         utility_reads=utility_rows // 2,
         vee_valid=mdm_outcome.valid_intervals,
         vee_failed=mdm_outcome.failed_intervals,
@@ -400,6 +388,18 @@ def _utility_rows(lake: IntervalLake) -> int:
     row = con.execute("SELECT count(*) FROM interval_reads WHERE channel IN (5, 6)").fetchone()
     con.close()
     return int(row[0]) if row else 0
+
+
+def _alarm_summary(book: AlarmBook) -> dict[str, int]:
+    alarms = book.alarms()
+    outages = [a for a in alarms if a.kind is AlarmKind.OUTAGE]
+    return {
+        "outages": len(outages),
+        "outages_open": sum(a.is_open for a in outages),
+        "outage_meters": sum(a.meters for a in outages),
+        "outage_customers": sum(a.customers_total for a in outages),
+        "tamper": sum(a.kind is AlarmKind.TAMPER for a in alarms),
+    }
 
 
 def _event_name(code: int) -> str:

@@ -17,22 +17,19 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import msgspec
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-
-    pass
-
 __all__ = ["app"]
 
 
+from openami.cli.mdm_alarms_cmd import _alarm_line, _nowhere, alarms_command
 from openami.cli.mdm_billing_cmd import billing
 from openami.cli.mdm_query_cmd import query
-from openami.cli.mdm_shared import _reflowed
+from openami.cli.mdm_shared import _reflowed, _registry
 from openami.cli.mdm_vee_cmd import vee
 
 app = typer.Typer(
@@ -43,6 +40,7 @@ app = typer.Typer(
 )
 
 READS_CONSUMER = "mdm-reads"
+EVENTS_CONSUMER = "mdm-events"
 MAX_BUS_FAILURES = 20  # consecutive failed fetches (about 10 s) before the MDMS gives up
 
 
@@ -87,12 +85,15 @@ def run(
     """
     import numpy as np
 
-    from openami.bus.contract import SUBJECT_READS_ALL_SHARDS
+    from openami.bus.contract import SUBJECT_EVENTS, SUBJECT_READS_ALL_SHARDS
     from openami.bus.factory import bus_from_url
     from openami.errors import BusError
     from openami.fleet.scenario import load_scenario
+    from openami.mdm.alarms import AlarmBook, registry_customers
+    from openami.mdm.event_ingest import EventIngest
     from openami.mdm.ingest import ReadIngest
     from openami.mdm.recollect import GapWatcher
+    from openami.store.events import EventStore
     from openami.store.lake import IntervalLake
 
     plan = load_scenario(scenario)
@@ -100,6 +101,13 @@ def run(
     the_bus = bus_from_url(bus)
     lake = IntervalLake(data_dir / "lake")
     ingest = ReadIngest(lake, the_bus.subscribe(SUBJECT_READS_ALL_SHARDS, durable=READS_CONSUMER))
+    registry = _registry(data_dir)
+    alarms = AlarmBook(registry_customers(registry) if registry is not None else _nowhere)
+    events = EventIngest(
+        EventStore(data_dir / "lake"),
+        the_bus.subscribe(SUBJECT_EVENTS, durable=EVENTS_CONSUMER),
+        alarms,
+    )
     meter_ids = np.arange(1, plan.meters + 1, dtype=np.int64)
     watcher = GapWatcher(lake, the_bus, meter_ids, plan.interval_minutes * 60, quiet_s=quiet)
     stopping = False
@@ -124,6 +132,8 @@ def run(
         while not stopping:
             try:
                 got = ingest.poll(200, timeout=0.2)
+                for alarm in events.poll(200):
+                    err.print(_alarm_line(alarm))
                 bus_failures = 0
             except BusError as exc:
                 # the bus slow or away for a moment: what was fetched and not acknowledged
@@ -176,6 +186,8 @@ def run(
         summary = {
             "reads_stored": stored,
             "duplicates": ingest.duplicates,
+            "events_stored": events.stored,
+            "alarms_open": len(alarms.alarms(open_only=True)),
             "dead_letters": len(ingest.dead_letters),
             "gap_checks": watcher.checks,
             "collections_requested": watcher.requests,
@@ -191,3 +203,4 @@ def run(
 app.command()(vee)
 app.command()(billing)
 app.command()(query)
+app.command("alarms")(alarms_command)

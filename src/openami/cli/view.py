@@ -31,6 +31,7 @@ def summary_table(result: DemoResult) -> Table:
         ("reads in by T+10 min / T+1 h / T+24 h", _deadlines(result.deadlines)),
         ("intervals valid after VEE / failing", f"{result.vee_valid:,} / {result.vee_failed:,}"),
         ("VEE findings", _findings(result.vee_findings)),
+        ("alarms: outages (meters, customers) / tamper", _alarms(result.alarms)),
         ("bill-ready contracts", f"{result.bill_ready:,} of {result.contracts:,}"),
         ("billed by time of use", _periods(result.billed_kwh_by_period)),
         ("energy imported", f"{result.energy_import_kwh:,.1f} kWh"),
@@ -46,6 +47,16 @@ def summary_table(result: DemoResult) -> Table:
     for what, value in rows:
         table.add_row(what, value)
     return table
+
+
+def _alarms(alarms: dict[str, int]) -> str:
+    if not alarms:
+        return "none"
+    still = f", {alarms['outages_open']} open" if alarms.get("outages_open") else ""
+    return (
+        f"{alarms.get('outages', 0)} ({alarms.get('outage_meters', 0):,}, "
+        f"{alarms.get('outage_customers', 0):,}{still}) / {alarms.get('tamper', 0)}"
+    )
 
 
 def _rejected(rejected: dict[str, int]) -> str:

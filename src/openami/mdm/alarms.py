@@ -23,13 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import polars as pl
 
+from openami.mdm.registry import Registry
 from openami.protocols.dlms.notification import EventCode
 
-__all__ = ["Alarm", "AlarmBook", "AlarmKind", "AlarmPolicy", "Severity"]
+__all__ = ["Alarm", "AlarmBook", "AlarmKind", "AlarmPolicy", "Severity", "registry_customers"]
 
 CustomersOf = Callable[[list[int], int], Mapping[str, int]]  # (meter ids, Unix s) -> area: n
 
@@ -109,7 +111,8 @@ class AlarmBook:
         """Take events (``meter_id``, ``time`` in Unix s, ``code``; in any order, sorted
         here by time) and return the alarms they opened, changed or closed."""
         changed: dict[str, int] = {}  # alarm id -> time of its latest change
-        ordered = events.select("meter_id", "time", "code").sort("time", "meter_id")
+        # by time; at one time a last gasp before a power-up (code order)
+        ordered = events.select("meter_id", "time", "code").sort("time", "meter_id", "code")
         for meter, at, code in ordered.iter_rows():
             if code == EventCode.POWER_DOWN:
                 changed[self._gasp(int(meter), int(at))] = int(at)
@@ -147,7 +150,16 @@ class AlarmBook:
     def _restore(self, meter: int, at: int) -> str | None:
         alarm_id = self._down.pop(meter, None)
         if alarm_id is None:
-            return None  # power up without a last gasp seen (a cold start): no outage
+            # A power-up without a last gasp seen: the gasp was lost (it is one datagram
+            # sent on the capacitors' energy), so the meter was in the outage open then;
+            # with no outage open it is a cold start, not an outage.
+            for open_id in reversed(self._open_outages):
+                outage = self._outages[open_id]
+                if outage.opened <= at and meter not in outage.restored:
+                    outage.restored.add(meter)
+                    outage.meter_minutes += (at - outage.opened) / 60.0
+                    return open_id
+            return None
         outage = self._outages[alarm_id]
         since = outage.down.pop(meter)
         outage.restored.add(meter)
@@ -156,6 +168,24 @@ class AlarmBook:
             outage.closed = at
             self._open_outages.remove(alarm_id)
         return alarm_id
+
+    def down_meters(self) -> dict[int, int]:
+        """Meters counted without power in open outages, with since when (Unix s)."""
+        return {m: self._outages[a].down[m] for m, a in self._down.items()}
+
+    def heard_from(self, meters: Iterable[int], at: int) -> list[Alarm]:
+        """Meters known to have power at ``at`` (their reads of an interval ending then
+        arrived): those still counted down since before are restored then, for when their
+        power-up event was lost. Returns the alarms changed."""
+        changed: dict[str, int] = {}
+        for meter in meters:
+            alarm_id = self._down.get(meter)
+            if alarm_id is not None and self._outages[alarm_id].down[meter] < at:
+                self._restore(meter, at)
+                changed[alarm_id] = at
+        for alarm_id, when in changed.items():
+            self._alarms[alarm_id] = self._outage_alarm(self._outages[alarm_id], when)
+        return [self._alarms[a] for a in changed]
 
     def _outage_alarm(self, outage: _Outage, at: int) -> Alarm:
         meters = sorted([*outage.down, *outage.restored])
@@ -200,3 +230,13 @@ class AlarmBook:
         if open_only:
             chosen = (a for a in chosen if a.is_open)
         return sorted(chosen, key=lambda a: (a.opened, a.alarm_id))
+
+
+def registry_customers(registry: Registry) -> CustomersOf:
+    """The book's question, answered by the registry: customers per area at these meters
+    at that moment."""
+
+    def customers(meters: list[int], at: int) -> Mapping[str, int]:
+        return registry.customers_by_area(datetime.fromtimestamp(at, tz=UTC), meters)
+
+    return customers

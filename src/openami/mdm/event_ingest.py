@@ -7,6 +7,8 @@ for the first time reach the alarms, so a redelivery cannot count a tamper twice
 
 from __future__ import annotations
 
+from collections import Counter
+
 import polars as pl
 
 from openami.bus.base import BusSubscription
@@ -28,6 +30,7 @@ class EventIngest:
         self.alarms = alarms
         self.stored = 0
         self.duplicates = 0
+        self.by_code = Counter[int]()  # events stored, per event code
         self.dead_letters: list[bytes] = []
 
     def poll(self, limit: int = 100, timeout: float = 0.0) -> list[Alarm]:
@@ -61,6 +64,7 @@ class EventIngest:
         if not result.written:
             return []
         kept = list(result.kept)
+        self.by_code.update(columns["code"][i] for i in kept)
         events = pl.DataFrame(
             {name: [values[i] for i in kept] for name, values in columns.items()},
             schema={"meter_id": pl.Int64, "time": pl.Int64, "code": pl.Int64, "value": pl.Int64},
