@@ -38,10 +38,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openami.bench import Benchmark, BenchResult, result
+from openami.bus.contract import ReadSource
 from openami.errors import BenchmarkError
 from openami.mdm.billing import BillingMonth, load_tariffs
 from openami.mdm.parallel import billing_for_cycle, run_vee_day
@@ -74,7 +77,9 @@ def _write(root: Path, meters: int, seed: int) -> tuple[IntervalLake, pl.DataFra
     lake = IntervalLake(root / "lake")
     generated = pq.ParquetFile(work / "reads.parquet")
     for group in range(generated.metadata.num_row_groups):  # one block of meters at a time
-        lake.load_unchecked(generated.read_row_group(group))
+        block = generated.read_row_group(group)
+        pushed = pa.array(np.full(block.num_rows, int(ReadSource.PUSH), np.int8))
+        lake.load_unchecked(block.append_column("source", pushed))
     (work / "reads.parquet").unlink()
     per_meter = pl.read_parquet(work / "meters.parquet")
     store = ValidatedStore(lake.root)
