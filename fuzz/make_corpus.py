@@ -7,6 +7,7 @@ descriptive names), so the committed corpus can be regenerated after a format ch
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -53,6 +54,10 @@ from openami.protocols.echonet import (
     Property,
     encode_frame,
 )
+from openami.protocols.wisun.eap_psk import EapCode, EapPacket, encode_eap
+from openami.protocols.wisun.pana import ClientState, PanaClient, PanaServer
+from openami.protocols.wisun.pana_message import AvpCode, decode_message
+from openami.protocols.wisun.skstack import link_local
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 JST = timezone(timedelta(hours=9), "JST")
@@ -252,6 +257,161 @@ def _echonet() -> dict[str, bytes]:
     }
 
 
+# --- Route B: the constants must match fuzz/fuzz_pana.py and fuzz/fuzz_skstack.py ------------
+
+RBID = "00112233445566778899AABBCCDDEEFF"
+PASSWORD = "0123456789AB"  # noqa: S105 -- a test B-route password, guards nothing
+CLIENT_SEED, SERVER_SEED = 1, 2  # fuzz_skstack: the dongle's and the meter's
+METER = bytes.fromhex("001D129012345678")
+
+
+def _pana_exchange(
+    password: str = PASSWORD, known: dict[str, str] | None = None
+) -> tuple[list[bytes], list[bytes]]:
+    """A join and its termination in memory, with the targets' seeded randomness and time 0:
+    ``(PaC to PAA, PAA to PaC)`` datagrams in order."""
+    client = PanaClient(RBID, password, random=random.Random(CLIENT_SEED).randbytes)
+    lookup = {RBID: PASSWORD} if known is None else known
+    server = PanaServer(lookup.get, random=random.Random(SERVER_SEED).randbytes)
+    up_log: list[bytes] = []
+    down_log: list[bytes] = []
+    up = client.start(0.0)
+    while up:
+        down: list[bytes] = []
+        for datagram in up:
+            up_log.append(datagram)
+            down += server.receive(datagram, 0.0)
+        up = []
+        for datagram in down:
+            down_log.append(datagram)
+            up += client.receive(datagram, 0.0)
+        if not up and client.state is ClientState.OPEN:
+            up = client.terminate(0.0)  # as fuzz_pana does with a client that opened
+    return up_log, down_log
+
+
+def _datagrams(client_side: bool, datagrams: list[bytes], step: int = 0) -> bytes:
+    """fuzz_pana's layout: role and count, then step | length | datagram each."""
+    out = bytearray(((0x80 if client_side else 0) | len(datagrams),))
+    for datagram in datagrams:
+        out += bytes((step,)) + len(datagram).to_bytes(2, "big") + datagram
+    return bytes(out)
+
+
+def _pana() -> dict[str, bytes]:
+    up, down = _pana_exchange()
+    assert len(up) == 6  # PCI, 4 PAN, PTR
+    assert len(down) == 5  # 4 PAR, PTA
+    rejected_up, _ = _pana_exchange(password="WRONGPASSWRD")  # noqa: S106 -- the wrong one
+    _, unknown_down = _pana_exchange(known={})
+    eap_psk_first = decode_message(down[1]).value(AvpCode.EAP_PAYLOAD)
+    assert eap_psk_first is not None
+    return {
+        "pci": up[0],
+        "par_start": down[0],
+        "pan_eap_psk_2": up[2],
+        "par_eap_psk_3": down[2],
+        "par_complete": down[3],
+        "ptr": up[5],
+        "eap_psk_1": eap_psk_first,
+        "eap_success": encode_eap(EapPacket(EapCode.SUCCESS, 7)),
+        "server_join_and_terminate": _datagrams(False, up),
+        "server_wrong_password": _datagrams(False, rejected_up),
+        "server_slow_join": _datagrams(False, up, step=20),  # 5 s apart: retransmissions
+        "client_join_and_terminate": _datagrams(True, down),
+        "client_unknown_rbid": _datagrams(True, unknown_down),
+    }
+
+
+class _Steps:
+    """An input for fuzz_skstack, built the way its FuzzedDataProvider takes it apart: octet
+    strings from the front, one-octet numbers from the back (the first taken is the last)."""
+
+    def __init__(self, live: bool) -> None:
+        self._front = bytearray()
+        self._back = bytearray((int(live),))
+
+    def feed(self, raw: bytes, chunk: int = 64) -> _Steps:
+        for start in range(0, len(raw), chunk):
+            piece = raw[start : start + chunk]
+            self._back += bytes((0, len(piece) - 1))
+            self._front += piece
+        return self
+
+    def lines(self, *lines: str, end: bytes = b"\r\n", chunk: int = 64) -> _Steps:
+        return self.feed(b"".join(line.encode("ascii") + end for line in lines), chunk)
+
+    def wait(self, tenths: int) -> _Steps:
+        self._back += bytes((4, tenths))
+        return self
+
+    def pana(self, payload: bytes, sender: int = 0) -> _Steps:
+        self._back += bytes((5, sender, len(payload)))
+        self._front += payload
+        return self
+
+    def udp(self, payload: bytes, sender: int = 0, port: int = 0) -> _Steps:
+        self._back += bytes((6, sender, port, len(payload)))
+        self._front += payload
+        return self
+
+    def build(self) -> bytes:
+        return bytes(self._front) + bytes(reversed(self._back))
+
+
+def _skstack() -> dict[str, bytes]:
+    meter_ll = link_local(METER)
+    setup = (
+        "SKVER",
+        f"SKSETPWD C {PASSWORD}",
+        f"SKSETRBID {RBID}",
+        "SKSCAN 2 FFFFFFFF 6 0",
+    )
+    after_scan = (f"SKLL64 {METER.hex().upper()}", "SKSREG S2 21", "SKSREG S3 8888")
+    sendto = f"SKSENDTO 1 {meter_ll} 0E1A 1 0 0005 ".encode() + bytes.fromhex("1081000102")
+    frame = bytes.fromhex("1081000102880105FF017201E704FFFFFB1E")
+
+    def hems(live: bool) -> _Steps:
+        steps = _Steps(live).lines(*setup).wait(2).lines(*after_scan, f"SKJOIN {meter_ll}")
+        return steps.wait(5).feed(sendto)
+
+    return {
+        "hems_join_live": hems(True).udp(frame).lines("SKTERM").wait(5).build(),
+        "hems_join_silent_meter": hems(False).wait(255).wait(255).build(),
+        "hems_small_chunks_lf": _Steps(True)
+        .lines(*setup, end=b"\n", chunk=3)
+        .wait(2)
+        .lines(*after_scan, f"SKJOIN {meter_ll}", end=b"\r", chunk=5)
+        .feed(sendto, chunk=7)
+        .build(),
+        "registers_and_options": _Steps(False)
+        .lines(
+            "SKINFO",
+            "SKAPPVER",
+            "SKSREG S16 E10",
+            "SKSREG S0A 89ABCDEF",
+            "SKSREG S0A",
+            "SKSREG SFE 0",
+            "WOPT 00",
+            "ROPT",
+            "SKSCAN 0 FFFFFFFF 4",
+        )
+        .wait(2)
+        .lines("SKSCAN 3 00000001 6")
+        .wait(2)
+        .lines("SKRESET", "SKSREG S1 0", "SKTERM", "SKSAVE")
+        .build(),
+        "received_datagrams": _Steps(False)
+        .udp(frame)
+        .udp(frame, sender=1, port=1)
+        .pana(bytes(16))
+        .lines(f"SKSETPWD C {PASSWORD}", f"SKSETRBID {RBID}", f"SKJOIN {meter_ll}")
+        .pana(bytes.fromhex("0000001080000002000000010000000a"))
+        .wait(30)
+        .build(),
+    }
+
+
 def main() -> None:
     apdus = _apdus()
     corpora = {
@@ -262,6 +422,8 @@ def main() -> None:
         "security": _security(),
         "bus": _bus(),
         "echonet": _echonet(),
+        "pana": _pana(),
+        "skstack": _skstack(),
     }
     for target, seeds in corpora.items():
         folder = CORPUS / target

@@ -11,7 +11,7 @@ PYTHON=.venv/bin/python
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(axdr apdu wrapper datetime security bus echonet)
+  TARGETS=(axdr apdu wrapper datetime security bus echonet pana skstack)
 fi
 
 failed=()

@@ -20,7 +20,7 @@ from openami.mdm.registry import (
 )
 from openami.store.sql import make_engine, sqlite_url
 
-__all__ = ["demo_registry"]
+__all__ = ["demo_registry", "register_demo_fleet"]
 
 RETAILER = Retailer("r-demo", "Demo Energy", "A0001")
 TARIFF = PricingStructure("jp-residential-tou", "Time of use", TariffKind.TOU, 40)
@@ -29,6 +29,12 @@ TARIFF = PricingStructure("jp-residential-tou", "Time of use", TariffKind.TOU, 4
 def demo_registry(data_dir: Path, fleet: Fleet, scenario: Scenario) -> Registry:
     """Register the fleet (again: what is stored stays) in ``data_dir/registry.db``."""
     registry = Registry(make_engine(sqlite_url(data_dir / "registry.db")))
+    register_demo_fleet(registry, fleet, scenario)
+    return registry
+
+
+def register_demo_fleet(registry: Registry, fleet: Fleet, scenario: Scenario) -> None:
+    """Each meter at a usage point of its area, with a customer and a contract."""
     since = scenario.start - timedelta(days=30)  # in service, and under contract, before
     records = [
         MeterRecord(
@@ -60,5 +66,4 @@ def demo_registry(data_dir: Path, fleet: Fleet, scenario: Scenario) -> Registry:
             for r in records
         ]
     )
-    return registry
 

@@ -1,0 +1,1 @@
+"""Route C: the open interfaces for customers, retailers and service providers."""

@@ -1,0 +1,296 @@
+"""The JSON REST routes: meters, usage points, interval reads (JSON, CSV or Parquet, paged),
+register reads, events, consents and the audit trail. Every route asks ``caller`` who is
+calling and what they may see; nothing outside that is ever read from the stores."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from openami.api.access import Caller, Denied, identify
+from openami.api.data import CHANNELS
+from openami.api.state import ApiState
+from openami.api.store import AccessRecord, Role
+
+__all__ = ["audit", "caller", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["data"])
+MAX_SPAN = timedelta(days=400)
+PROTECTED: list[dict[str, list[str]]] = [{"apiKey": []}, {"oauth2": []}, {"customerLogin": []}]
+
+
+def state_of(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+def caller(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(description="An operator's API key.")] = None,
+    authorization: Annotated[
+        str | None, Header(description="Bearer access token, or a customer's Basic login.")
+    ] = None,
+) -> Caller:
+    """The caller, identified, within its rate limit."""
+    api = state_of(request)
+    who = identify(api.store, x_api_key, authorization, api.meters_of)
+    request.state.caller = who  # a refusal from here on is audited under this name
+    api.limiter.take(who.who)
+    return who
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+def audit(request: Request, who: Caller | None, status: int, rows: int) -> None:
+    """One line of the audit trail: who read what of whose data, when."""
+    what = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    state_of(request).store.record(
+        AccessRecord(
+            at=datetime.now(UTC),
+            who=who.who if who is not None else "anonymous",
+            customer=who.customer if who is not None else None,
+            what=f"{request.method} {what}",
+            status=status,
+            rows=rows,
+        )
+    )
+
+
+def _instant(value: str | None, default: datetime, name: str) -> datetime:
+    if value is None:
+        return default
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Denied(400, f"{name} {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise Denied(400, f"{name} needs a UTC offset, e.g. 2026-08-03T00:00+09:00")
+    return moment.astimezone(UTC)
+
+
+def _span(who: Caller, start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    stop = _instant(end, now, "end")
+    begin = who.clip(_instant(start, stop - timedelta(days=1), "start"))
+    if stop <= begin:
+        raise Denied(400, "end must be after start (and after what the consent allows)")
+    if stop - begin > MAX_SPAN:
+        raise Denied(400, f"at most {MAX_SPAN.days} days per request")
+    return begin, stop
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+@router.get("/meters", openapi_extra={"security": PROTECTED})
+def meters(request: Request, who: Who) -> dict[str, Any]:
+    """The meters the caller may read, with where they are installed."""
+    api = state_of(request)
+    ids = None if who.meters is None else sorted(who.meters)
+    rows = api.data.meters(datetime.now(UTC), ids)
+    audit(request, who, 200, len(rows))
+    return {
+        "meters": [
+            {
+                "meter_id": m.meter_id,
+                "serial": m.serial,
+                "usage_point": m.usage_point,
+                "area": m.area,
+            }
+            for m in rows
+        ]
+    }
+
+
+@router.get("/meters/{meter_id}/interval-reads", openapi_extra={"security": PROTECTED})
+def interval_reads(
+    request: Request,
+    who: Who,
+    meter_id: int,
+    start: Annotated[
+        str | None, Query(description="ISO 8601, exclusive; default end - 1 day")
+    ] = None,
+    end: Annotated[str | None, Query(description="ISO 8601, inclusive; default now")] = None,
+    channel: Annotated[str | None, Query(pattern="^(import|export)$")] = None,
+    page: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    page_size: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    format: Annotated[Format, Query()] = Format.json,
+) -> Any:
+    """A meter's validated 30-minute reads over (start, end], with their quality: CIM
+    ReadingQuality codes, the Green Button quality, origin (measured, estimated, edited,
+    missing) and version. JSON is paged; CSV and Parquet give the whole span at once."""
+    who.may_read(meter_id)
+    begin, stop = _span(who, start, end)
+    channels = tuple(c for c, n in CHANNELS.items() if channel in (None, n))
+    rows = state_of(request).data.interval_reads([meter_id], begin, stop, channels)
+    flat = rows.select(
+        "meter_id",
+        pl.col("channel").replace_strict(CHANNELS, return_dtype=pl.String).alias("channel"),
+        pl.from_epoch("interval_end", time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .alias("interval_end"),
+        "value_wh",
+        pl.col("origin").replace_strict(
+            {0: "missing", 1: "measured", 2: "estimated", 3: "edited"}, return_dtype=pl.String
+        ),
+        "version",
+        pl.col("quality").list.join(" ").alias("quality"),
+        "espi_quality",
+    )
+    if format is not Format.json:
+        audit(request, who, 200, flat.height)
+        buffer = io.BytesIO()
+        if format is Format.csv:
+            flat.write_csv(buffer)
+            return Response(buffer.getvalue(), media_type="text/csv")
+        flat.write_parquet(buffer)
+        return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet")
+    chunk = flat.slice(page * page_size, page_size)
+    audit(request, who, 200, chunk.height)
+    more = (page + 1) * page_size < flat.height
+    return {
+        "meter_id": meter_id,
+        "start": begin.isoformat(),
+        "end": stop.isoformat(),
+        "total": flat.height,
+        "page": page,
+        "next_page": page + 1 if more else None,
+        "reads": [
+            {**r, "interval_end": r["interval_end"].isoformat()}
+            for r in chunk.drop("meter_id").to_dicts()
+        ],
+    }
+
+
+@router.get("/meters/{meter_id}/register-reads", openapi_extra={"security": PROTECTED})
+def register_reads(
+    request: Request, who: Who, meter_id: int, start: str | None = None, end: str | None = None
+) -> dict[str, Any]:
+    """The meter's import and export registers (Wh) at each interval end, as it sent them."""
+    who.may_read(meter_id)
+    begin, stop = _span(who, start, end)
+    rows = state_of(request).data.register_reads([meter_id], begin, stop)
+    audit(request, who, 200, rows.height)
+    names = {3: "import_register", 4: "export_register"}
+    return {
+        "meter_id": meter_id,
+        "reads": [
+            {"register": names[int(r[1])], "interval_end": _iso(int(r[2])), "value_wh": int(r[3])}
+            for r in rows.iter_rows()
+        ],
+    }
+
+
+@router.get("/meters/{meter_id}/events", openapi_extra={"security": PROTECTED})
+def events(
+    request: Request, who: Who, meter_id: int, start: str | None = None, end: str | None = None
+) -> dict[str, Any]:
+    """What the meter reported: power down and up, tamper, clock errors, ..."""
+    from openami.protocols.dlms.notification import EventCode
+
+    who.may_read(meter_id)
+    begin, stop = _span(who, start, end)
+    rows = state_of(request).data.meter_events([meter_id], begin, stop + timedelta(seconds=1))
+    audit(request, who, 200, rows.height)
+
+    def name(code: int) -> str:
+        try:
+            return EventCode(code).name.lower()
+        except ValueError:
+            return f"code_{code}"
+
+    return {
+        "meter_id": meter_id,
+        "events": [
+            {
+                "time": _iso(int(r[1])),
+                "event": name(int(r[2])),
+                "code": int(r[2]),
+                "value": int(r[3]),
+            }
+            for r in rows.select("meter_id", "time", "code", "value").iter_rows()
+        ],
+    }
+
+
+@router.get("/consents", openapi_extra={"security": PROTECTED})
+def consents(request: Request, who: Who) -> dict[str, Any]:
+    """A customer's consents (an administrator sees every one)."""
+    if who.kind == "customer":
+        found = state_of(request).store.consents(who.customer)
+    else:
+        who.require(Role.ADMINISTRATOR)
+        found = state_of(request).store.consents()
+    audit(request, who, 200, len(found))
+    now = datetime.now(UTC)
+    return {
+        "consents": [
+            {
+                "consent_id": c.consent_id,
+                "client_id": c.client_id,
+                "customer": c.customer,
+                "scope": c.scope,
+                "meters": list(c.meters),
+                "data_from": c.data_from.isoformat(),
+                "expires_at": c.expires_at.isoformat(),
+                "active": c.active(now),
+            }
+            for c in found
+        ]
+    }
+
+
+@router.delete("/consents/{consent_id}", openapi_extra={"security": PROTECTED})
+def revoke_consent(request: Request, who: Who, consent_id: str) -> dict[str, Any]:
+    """Withdraw a consent: its third party reads nothing from now on."""
+    store = state_of(request).store
+    mine = {c.consent_id for c in store.consents(who.customer)} if who.kind == "customer" else set()
+    if who.kind != "customer":
+        who.require(Role.ADMINISTRATOR)
+    elif consent_id not in mine:
+        raise Denied(404, f"no consent {consent_id} of this customer")
+    done = store.revoke(consent_id, datetime.now(UTC))
+    audit(request, who, 200, int(done))
+    return {"consent_id": consent_id, "revoked": done}
+
+
+@router.get("/audit", openapi_extra={"security": PROTECTED})
+def audit_trail(
+    request: Request,
+    who: Who,
+    customer: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """Who read whose data, when: every access, newest first (administrators; a customer
+    sees the accesses to their own data)."""
+    if who.kind == "customer":
+        customer = who.customer
+    else:
+        who.require(Role.ADMINISTRATOR)
+    rows = state_of(request).store.accesses(customer, limit)
+    return {
+        "accesses": [
+            {
+                "at": r.at.isoformat(),
+                "who": r.who,
+                "customer": r.customer,
+                "what": r.what,
+                "status": r.status,
+                "rows": r.rows,
+            }
+            for r in rows
+        ]
+    }

@@ -1,0 +1,36 @@
+"""What every route of the service shares: the API store, the data, the rate limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from openami.api.access import Limits, RateLimiter
+from openami.api.data import DataSource
+from openami.api.store import ApiStore
+from openami.mdm.registry import Registry
+from openami.store.sql import make_engine, sqlite_url
+
+__all__ = ["ApiState"]
+
+
+@dataclass
+class ApiState:
+    store: ApiStore
+    data: DataSource
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    @classmethod
+    def open(cls, data_dir: Path, db: str | None = None, limits: Limits | None = None) -> ApiState:
+        """The service over ``data_dir`` (its lake and stores) and the database ``db``
+        (default: the data dir's ``registry.db``), where the registry and the API's own
+        tables live."""
+        engine = make_engine(db or sqlite_url(data_dir / "registry.db"))
+        registry = Registry(engine)
+        limiter = RateLimiter(limits or Limits())
+        return cls(ApiStore(engine), DataSource(data_dir, registry), limiter)
+
+    def meters_of(self, customer: str, at: datetime) -> frozenset[int]:
+        found = self.data.customer(customer, at)
+        return frozenset(found.meters) if found is not None else frozenset()

@@ -1,0 +1,403 @@
+"""What the Route C service keeps in SQL: operator keys, third parties, customers' logins,
+consents (authorization codes and access tokens) and the audit trail of every data access.
+
+Beside the registry, in the same database (SQLite by default, PostgreSQL in production).
+Secrets are never stored: a key, client secret, code or token is 32 random bytes, kept as
+its SHA-256 (enough for a secret that was never chosen by a person); a customer's password
+is kept as scrypt. What was issued is shown once, when it is issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from openami.errors import ConfigError, StoreError
+from openami.store.sql import UtcDateTime, ensure_schema, why, write_transaction
+
+__all__ = [
+    "AccessRecord",
+    "ApiStore",
+    "Client",
+    "Consent",
+    "OperatorKey",
+    "Role",
+]
+
+COMPONENT, SCHEMA_VERSION = "api", 1
+metadata = MetaData()
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("redirect_uri", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+customer_login = Table(
+    "customer_login",
+    metadata,
+    Column("customer", String(64), primary_key=True),
+    Column("salt", String(32), nullable=False),
+    Column("password_hash", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+consent = Table(
+    "consent",
+    metadata,
+    Column("consent_id", String(32), primary_key=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("customer", String(64), nullable=False, index=True),
+    Column("scope", String(512), nullable=False),
+    Column("meters", Text, nullable=False),  # the consented meter ids, comma-separated
+    Column("data_from", UtcDateTime, nullable=False),  # reads with interval ends after this
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+    Column("code_hash", String(64), unique=True),  # the authorization code, until exchanged
+    Column("code_expires_at", UtcDateTime),
+    Column("redirect_uri", String(512), nullable=False),
+    Column("token_hash", String(64), unique=True),
+)
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("who", String(160), nullable=False),  # "key:NAME", "client:ID", "customer:ID"
+    Column("customer", String(64)),
+    Column("what", String(512), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+)
+
+CODE_LIFETIME = timedelta(minutes=5)
+
+
+class Role(StrEnum):
+    """Operator roles, each allowed what the one before is and more."""
+
+    READ_ONLY = "read-only"
+    OPERATOR = "operator"  # service orders: disconnect, reconnect, interval change, reads
+    ADMINISTRATOR = "administrator"  # keys, third parties, customers' logins
+
+    def allows(self, needed: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True)
+class OperatorKey:
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    redirect_uri: str
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a customer let a third party see: these meters, reads ending after
+    ``data_from``, until ``expires_at`` (or revocation)."""
+
+    consent_id: str
+    client_id: str
+    customer: str
+    scope: str
+    meters: tuple[int, ...]
+    data_from: datetime
+    expires_at: datetime
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    at: datetime
+    who: str
+    customer: str | None
+    what: str
+    status: int
+    rows: int
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _password_hash(password: str, salt: str) -> str:
+    return hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1).hex()
+
+
+def _consent(row: Any) -> Consent:
+    return Consent(
+        consent_id=row.consent_id,
+        client_id=row.client_id,
+        customer=row.customer,
+        scope=row.scope,
+        meters=tuple(int(m) for m in row.meters.split(",") if m),
+        data_from=row.data_from,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class ApiStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        ensure_schema(engine, metadata, COMPONENT, SCHEMA_VERSION)
+
+    def _run(self, what: str, statement: Any) -> Any:
+        try:
+            with write_transaction(self.engine) as conn:
+                return conn.execute(statement)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot {what}: {why(exc)}") from None
+
+    def _all(self, what: str, statement: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(statement))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot {what}: {why(exc)}") from None
+
+    # -- operator keys -------------------------------------------------------------------
+
+    def create_key(self, name: str, role: Role, now: datetime | None = None) -> str:
+        """A new operator key (shown once) for ``name`` with ``role``."""
+        if not name.strip():
+            raise ConfigError("an operator key needs a name")
+        key = "oak_" + secrets.token_urlsafe(32)
+        row = {"key_hash": _digest(key), "name": name, "role": Role(role).value}
+        self._run("create a key", insert(api_key).values(**row, created_at=now or _now()))
+        return key
+
+    def operator(self, key: str) -> OperatorKey | None:
+        rows = self._all(
+            "check a key",
+            select(api_key.c.name, api_key.c.role).where(
+                api_key.c.key_hash == _digest(key), api_key.c.revoked_at.is_(None)
+            ),
+        )
+        return OperatorKey(rows[0].name, Role(rows[0].role)) if rows else None
+
+    # -- third parties -------------------------------------------------------------------
+
+    def register_client(self, name: str, redirect_uri: str) -> tuple[Client, str]:
+        """A third party's client id and secret (the secret is shown once)."""
+        if not redirect_uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ConfigError(
+                f"--redirect-uri {redirect_uri!r} must be https:// (or http:// on loopback)"
+            )
+        client = Client("cl_" + secrets.token_hex(12), name, redirect_uri)
+        secret = "cs_" + secrets.token_urlsafe(32)
+        self._run(
+            "register a client",
+            insert(oauth_client).values(
+                client_id=client.client_id,
+                secret_hash=_digest(secret),
+                name=name,
+                redirect_uri=redirect_uri,
+                created_at=_now(),
+            ),
+        )
+        return client, secret
+
+    def client(self, client_id: str, secret: str | None = None) -> Client | None:
+        """The client, if known (and, when ``secret`` is given, if it matches)."""
+        rows = self._all(
+            "find a client", select(oauth_client).where(oauth_client.c.client_id == client_id)
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        if secret is not None and not hmac.compare_digest(row.secret_hash, _digest(secret)):
+            return None
+        return Client(row.client_id, row.name, row.redirect_uri)
+
+    # -- customers' logins -----------------------------------------------------------------
+
+    def set_login(self, customer: str) -> str:
+        """A new password for ``customer``'s login on the consent page (shown once)."""
+        password = secrets.token_urlsafe(12)
+        salt = secrets.token_hex(16)
+        row = {"salt": salt, "password_hash": _password_hash(password, salt), "created_at": _now()}
+        try:
+            with write_transaction(self.engine) as conn:
+                done = conn.execute(
+                    update(customer_login).where(customer_login.c.customer == customer), row
+                )
+                if done.rowcount == 0:
+                    conn.execute(insert(customer_login).values(customer=customer, **row))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot set a login: {why(exc)}") from None
+        return password
+
+    def check_login(self, customer: str, password: str) -> bool:
+        rows = self._all(
+            "check a login",
+            select(customer_login).where(customer_login.c.customer == customer),
+        )
+        if not rows:
+            _password_hash(password, "00" * 16)  # the same work either way
+            return False
+        expected = _password_hash(password, rows[0].salt)
+        return hmac.compare_digest(rows[0].password_hash, expected)
+
+    # -- consents ------------------------------------------------------------------------
+
+    def grant(
+        self,
+        client: Client,
+        customer: str,
+        scope: str,
+        meters: Sequence[int],
+        data_from: datetime,
+        expires_at: datetime,
+        now: datetime,
+    ) -> str:
+        """Record a consent and return its one-time authorization code."""
+        code = secrets.token_urlsafe(32)
+        self._run(
+            "record a consent",
+            insert(consent).values(
+                consent_id=secrets.token_hex(16),
+                client_id=client.client_id,
+                customer=customer,
+                scope=scope,
+                meters=",".join(str(m) for m in sorted(set(meters))),
+                data_from=data_from,
+                expires_at=expires_at,
+                created_at=now,
+                code_hash=_digest(code),
+                code_expires_at=now + CODE_LIFETIME,
+                redirect_uri=client.redirect_uri,
+            ),
+        )
+        return code
+
+    def exchange(
+        self, client: Client, code: str, redirect_uri: str, now: datetime
+    ) -> tuple[str, Consent] | None:
+        """The access token for a code issued to ``client`` (once: the code is spent)."""
+        token = "at_" + secrets.token_urlsafe(32)
+        try:
+            with write_transaction(self.engine) as conn:
+                row = conn.execute(
+                    select(consent).where(consent.c.code_hash == _digest(code))
+                ).first()
+                if (
+                    row is None
+                    or row.client_id != client.client_id
+                    or row.redirect_uri != redirect_uri
+                    or row.code_expires_at is None
+                    or row.code_expires_at <= now
+                    or row.revoked_at is not None
+                ):
+                    return None
+                conn.execute(
+                    update(consent)
+                    .where(consent.c.consent_id == row.consent_id)
+                    .values(code_hash=None, code_expires_at=None, token_hash=_digest(token))
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot exchange a code: {why(exc)}") from None
+        return token, _consent(row)
+
+    def consent_of_token(self, token: str) -> Consent | None:
+        rows = self._all(
+            "check a token", select(consent).where(consent.c.token_hash == _digest(token))
+        )
+        return _consent(rows[0]) if rows else None
+
+    def consents(self, customer: str | None = None) -> list[Consent]:
+        query = select(consent).order_by(consent.c.created_at)
+        if customer is not None:
+            query = query.where(consent.c.customer == customer)
+        return [_consent(r) for r in self._all("list consents", query)]
+
+    def revoke(self, consent_id: str, now: datetime) -> bool:
+        done = self._run(
+            "revoke a consent",
+            update(consent)
+            .where(consent.c.consent_id == consent_id, consent.c.revoked_at.is_(None))
+            .values(revoked_at=now, code_hash=None),
+        )
+        return bool(done.rowcount)
+
+    def revoke_token(self, token: str, now: datetime) -> bool:
+        found = self.consent_of_token(token)
+        return found is not None and self.revoke(found.consent_id, now)
+
+    # -- the audit trail -----------------------------------------------------------------
+
+    def record(self, entry: AccessRecord) -> None:
+        self._run(
+            "record an access",
+            insert(access_log).values(
+                at=entry.at,
+                who=entry.who[:160],
+                customer=entry.customer,
+                what=entry.what[:512],
+                status=entry.status,
+                rows=entry.rows,
+            ),
+        )
+
+    def accesses(self, customer: str | None = None, limit: int = 1000) -> list[AccessRecord]:
+        query = select(access_log).order_by(access_log.c.seq.desc()).limit(limit)
+        if customer is not None:
+            query = query.where(access_log.c.customer == customer)
+        return [
+            AccessRecord(r.at, r.who, r.customer, r.what, r.status, r.rows)
+            for r in self._all("read the audit trail", query)
+        ]
+
+    def count_accesses(self) -> int:
+        rows = self._all("count accesses", select(func.count()).select_from(access_log))
+        return int(rows[0][0])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
