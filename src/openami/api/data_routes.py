@@ -14,12 +14,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from openami.api.access import Caller, Denied, identify
 from openami.api.data import CHANNELS
+from openami.api.errors_doc import DATA_ERRORS
 from openami.api.state import ApiState
 from openami.api.store import AccessRecord, Role
 
 __all__ = ["audit", "caller", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["data"])
+router = APIRouter(prefix="/api/v1", tags=["data"], responses=DATA_ERRORS)
 MAX_SPAN = timedelta(days=400)
 PROTECTED: list[dict[str, list[str]]] = [{"apiKey": []}, {"oauth2": []}, {"customerLogin": []}]
 
@@ -115,7 +116,22 @@ def meters(request: Request, who: Who) -> dict[str, Any]:
     }
 
 
-@router.get("/meters/{meter_id}/interval-reads", openapi_extra={"security": PROTECTED})
+@router.get(
+    "/meters/{meter_id}/interval-reads",
+    openapi_extra={"security": PROTECTED},
+    responses={
+        200: {
+            "description": "JSON (paged), or the whole span as CSV or Parquet (format=...)",
+            "content": {
+                "application/json": {},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+        }
+    },
+)
 def interval_reads(
     request: Request,
     who: Who,

@@ -24,8 +24,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from openami.api.access import Denied, _basic
+from openami.api.errors_doc import AUTHORIZE_ERRORS, TOKEN_ERRORS
 from openami.api.scope import DEFAULT_SCOPE, Scope
 from openami.api.state import ApiState
+from openami.api.store import Client
 from openami.errors import ConfigError
 
 __all__ = ["router"]
@@ -76,7 +78,12 @@ def _check_request(state: ApiState, client_id: str, redirect_uri: str, scope: st
         raise Denied(400, f"invalid scope: {exc}") from None
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse, summary="The consent page")
+@router.get(
+    "/oauth/authorize",
+    response_class=HTMLResponse,
+    summary="The consent page",
+    responses=AUTHORIZE_ERRORS,
+)
 def authorize_page(
     request: Request,
     client_id: str,
@@ -96,7 +103,10 @@ def authorize_page(
 
 
 @router.post(
-    "/oauth/authorize", summary="The customer's decision on the consent page", response_model=None
+    "/oauth/authorize",
+    summary="The customer's decision on the consent page",
+    response_model=None,
+    responses=AUTHORIZE_ERRORS,
 )
 def authorize_decision(
     request: Request,
@@ -129,20 +139,25 @@ def authorize_decision(
     return RedirectResponse(f"{redirect_uri}?{urlencode({'code': code, **back})}", status_code=303)
 
 
-def _client_credentials(
-    request: Request, client_id: str | None, client_secret: str | None
-) -> tuple[str, str]:
+def _client(
+    api: ApiState, request: Request, client_id: str | None, client_secret: str | None
+) -> Client | None:
+    """The client authenticated by HTTP Basic or by client_id/client_secret in the form."""
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("basic "):
-        pair = _basic(header)
-        if pair is not None:
-            return pair
-    if client_id and client_secret:
-        return client_id, client_secret
-    raise Denied(401, "client authentication needed (HTTP Basic or client_id/client_secret)")
+    pair = _basic(header) if header.lower().startswith("basic ") else None
+    if pair is None and client_id and client_secret:
+        pair = (client_id, client_secret)
+    return api.store.client(*pair) if pair is not None else None
 
 
-@router.post("/oauth/token", summary="Exchange an authorization code for an access token")
+_INVALID_CLIENT = {"error": "invalid_client"}
+
+
+@router.post(
+    "/oauth/token",
+    summary="Exchange an authorization code for an access token",
+    responses=TOKEN_ERRORS,
+)
 def token(
     request: Request,
     grant_type: Annotated[str, Form()],
@@ -154,10 +169,9 @@ def token(
     api = _state(request)
     if grant_type != "authorization_code":
         return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-    cid, secret = _client_credentials(request, client_id, client_secret)
-    client = api.store.client(cid, secret)
+    client = _client(api, request, client_id, client_secret)
     if client is None:
-        return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse(_INVALID_CLIENT, status_code=401)
     now = datetime.now(UTC)
     exchanged = api.store.exchange(client, code, redirect_uri, now)
     if exchanged is None:
@@ -176,7 +190,9 @@ def token(
     )
 
 
-@router.post("/oauth/revoke", summary="Revoke an access token (the third party)")
+@router.post(
+    "/oauth/revoke", summary="Revoke an access token (the third party)", responses=TOKEN_ERRORS
+)
 def revoke(
     request: Request,
     token: Annotated[str, Form()],
@@ -184,10 +200,9 @@ def revoke(
     client_secret: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
     api = _state(request)
-    cid, secret = _client_credentials(request, client_id, client_secret)
-    client = api.store.client(cid, secret)
+    client = _client(api, request, client_id, client_secret)
     if client is None:
-        return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse(_INVALID_CLIENT, status_code=401)
     consent = api.store.consent_of_token(token)
     if consent is not None and consent.client_id == client.client_id:
         api.store.revoke(consent.consent_id, datetime.now(UTC))
