@@ -142,17 +142,17 @@ def test_ten_thousand_meters_over_mesh_star_and_plc_arrive_whole(tmp_path: Path)
     rows = con.execute(
         "SELECT meter_id, count(*) AS n, sum(value_wh) AS wh FROM read_parquet(?) "
         "WHERE channel = 1 GROUP BY meter_id ORDER BY meter_id",
-        [str(data / "lake" / "interval_reads" / "*" / "*.parquet")],
+        [str(data / "lake" / "interval_reads" / "*" / "*" / "*.parquet")],
     ).fetchnumpy()
     exported = con.execute(
         "SELECT meter_id, sum(value_wh) AS wh FROM read_parquet(?) "
         "WHERE channel = 2 GROUP BY meter_id ORDER BY meter_id",
-        [str(data / "lake" / "interval_reads" / "*" / "*.parquet")],
+        [str(data / "lake" / "interval_reads" / "*" / "*" / "*.parquet")],
     ).fetchnumpy()
     span = con.execute(
         "SELECT min(epoch(interval_end)), max(epoch(interval_end)) FROM read_parquet(?) "
         "WHERE channel = 1",
-        [str(data / "lake" / "interval_reads" / "*" / "*.parquet")],
+        [str(data / "lake" / "interval_reads" / "*" / "*" / "*.parquet")],
     ).fetchone()
     assert span is not None and (int(span[0]), int(span[1])) == (ends[0], ends[-1])
     assert np.array_equal(rows["meter_id"], np.arange(1, 10_001))

@@ -584,7 +584,7 @@ def test_a_misbehaving_network_leaves_exactly_the_genuine_reads(
     assert stored["dead_letters"] == 0
     assert stored["collections_requested"] == collect.size
 
-    lake = str(data / "lake" / "interval_reads" / "*" / "*.parquet")
+    lake = str(data / "lake" / "interval_reads" / "*" / "*" / "*.parquet")
     con = duckdb.connect()
     total, distinct = con.execute(
         "SELECT count(*), count(DISTINCT (meter_id, channel, interval_end)) FROM read_parquet(?)",

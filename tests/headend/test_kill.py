@@ -204,7 +204,7 @@ def test_sigkill_during_ingest_loses_nothing_and_stores_nothing_twice(
     for _ in range(INTERVALS):
         sim.step()
     truth_import, truth_export = sim.fleet.energy_delta()
-    lake = str(data / "lake" / "interval_reads" / "*" / "*.parquet")
+    lake = str(data / "lake" / "interval_reads" / "*" / "*" / "*.parquet")
     con = duckdb.connect()
     total, distinct = con.execute(
         "SELECT count(*), count(DISTINCT (meter_id, channel, interval_end)) FROM read_parquet(?)",
