@@ -6,9 +6,11 @@ The tree::
     ├── ConfigError              a setting (TOML file, OPENAMI_* variable, flag) is invalid
     ├── ProtocolError            a protocol rule was broken; the subclass says by which side
     │   ├── LocalProtocolError   our side asked for something the protocol forbids
-    │   └── RemoteProtocolError  the peer sent something the protocol forbids
-    │       ├── DecodeError      bytes that do not decode (truncated, bad tag, length or value)
-    │       └── SecurityError    failed authentication, unknown sender, replayed or old counter
+    │   ├── RemoteProtocolError  the peer sent something the protocol forbids
+    │   │   ├── DecodeError      bytes that do not decode (truncated, bad tag, length or value)
+    │   │   └── SecurityError    failed authentication, unknown sender, replayed or old counter
+    │   └── SchemaError          an XML document does not conform to its schema (Green Button
+    │                            ESPI): whose document it was says which side was wrong
     ├── TransportError           a transport could not send or receive
     ├── BusError                 the bus refused a publish or an acknowledgement
     ├── StoreError               storage could not persist or read data
@@ -32,6 +34,7 @@ __all__ = [
     "ProtocolError",
     "RegistryError",
     "RemoteProtocolError",
+    "SchemaError",
     "SecurityError",
     "StoreError",
     "TransportError",
@@ -64,6 +67,12 @@ class DecodeError(RemoteProtocolError):
 
 class SecurityError(RemoteProtocolError):
     """Authentication failed, the sender is unknown, or its invocation counter was replayed."""
+
+
+class SchemaError(ProtocolError):
+    """An XML document does not conform to its schema; the message names the first violation
+    and where it is. It is neither local nor remote by itself: a document we rendered that
+    fails is our bug, one a peer sent is the peer's."""
 
 
 class TransportError(AmiError):
