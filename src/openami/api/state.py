@@ -31,6 +31,10 @@ class ApiState:
         limiter = RateLimiter(limits or Limits())
         return cls(ApiStore(engine), DataSource(data_dir, registry), limiter)
 
+    def close(self) -> None:
+        """Release the database connections (a command's state, at its end)."""
+        self.data.registry.engine.dispose()
+
     def meters_of(self, customer: str, at: datetime) -> frozenset[int]:
         found = self.data.customer(customer, at)
         return frozenset(found.meters) if found is not None else frozenset()

@@ -97,7 +97,10 @@ def customers(data_dir: DataDir, db: Db = None, as_json: AsJson = False) -> None
     Example: openami api customers --data-dir /tmp/ami --json
     """
     state = _open(data_dir, db)
-    rows = state.data.customers(datetime.now(UTC))
+    try:
+        rows = state.data.customers(datetime.now(UTC))
+    finally:
+        state.close()
     if as_json:
         _emit(
             [
@@ -133,7 +136,10 @@ def client_register(
     --redirect-uri https://solar.example/cb --json
     """
     state = _open(data_dir, db)
-    client, secret = state.store.register_client(name, redirect_uri)
+    try:
+        client, secret = state.store.register_client(name, redirect_uri)
+    finally:
+        state.close()
     document = {"client_id": client.client_id, "client_secret": secret, "name": name}
     if as_json:
         _emit({**document, "redirect_uri": redirect_uri})
@@ -162,7 +168,11 @@ def key_create(
         raise ConfigError(
             f"--role {role!r} is not one of {', '.join(r.value for r in Role)}"
         ) from None
-    print(_open(data_dir, db).store.create_key(name, chosen))
+    state = _open(data_dir, db)
+    try:
+        print(state.store.create_key(name, chosen))
+    finally:
+        state.close()
 
 
 @customer_app.command("credentials")
@@ -180,9 +190,12 @@ def customer_credentials(
     from openami.errors import ConfigError
 
     state = _open(data_dir, db)
-    if state.data.customer(customer, datetime.now(UTC)) is None:
-        raise ConfigError(f"--customer {customer!r} is not in the registry")
-    password = state.store.set_login(customer)
+    try:
+        if state.data.customer(customer, datetime.now(UTC)) is None:
+            raise ConfigError(f"--customer {customer!r} is not in the registry")
+        password = state.store.set_login(customer)
+    finally:
+        state.close()
     if as_json:
         _emit({"customer": customer, "username": customer, "password": password})
     else:
