@@ -13,6 +13,7 @@ import polars as pl
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from openami.api.access import Caller, Denied, identify
+from openami.api.cim_documents import end_device_events_xml, meter_readings_xml
 from openami.api.data import CHANNELS
 from openami.api.errors_doc import DATA_ERRORS
 from openami.api.state import ApiState
@@ -90,6 +91,7 @@ class Format(StrEnum):
     json = "json"
     csv = "csv"
     parquet = "parquet"
+    cim = "cim"  # IEC 61968-9-shaped MeterReadings XML
 
 
 def _iso(seconds: int) -> str:
@@ -116,42 +118,83 @@ def meters(request: Request, who: Who) -> dict[str, Any]:
     }
 
 
+_READS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON (paged), or the whole span as CSV, Parquet or CIM MeterReadings XML",
+        "content": {
+            "application/json": {},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "application/xml": {"schema": {"type": "string"}},
+        },
+    }
+}
+Start = Annotated[str | None, Query(description="ISO 8601, exclusive; default end - 1 day")]
+End = Annotated[str | None, Query(description="ISO 8601, inclusive; default now")]
+ChannelName = Annotated[str | None, Query(pattern="^(import|export)$")]
+Page = Annotated[int, Query(ge=0, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=10_000)]
+
+
 @router.get(
     "/meters/{meter_id}/interval-reads",
     openapi_extra={"security": PROTECTED},
-    responses={
-        200: {
-            "description": "JSON (paged), or the whole span as CSV or Parquet (format=...)",
-            "content": {
-                "application/json": {},
-                "text/csv": {"schema": {"type": "string"}},
-                "application/vnd.apache.parquet": {
-                    "schema": {"type": "string", "format": "binary"}
-                },
-            },
-        }
-    },
+    responses=_READS_DOC,
 )
 def interval_reads(
     request: Request,
     who: Who,
     meter_id: int,
-    start: Annotated[
-        str | None, Query(description="ISO 8601, exclusive; default end - 1 day")
-    ] = None,
-    end: Annotated[str | None, Query(description="ISO 8601, inclusive; default now")] = None,
-    channel: Annotated[str | None, Query(pattern="^(import|export)$")] = None,
-    page: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    page_size: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    start: Start = None,
+    end: End = None,
+    channel: ChannelName = None,
+    page: Page = 0,
+    page_size: PageSize = 1_000,
     format: Annotated[Format, Query()] = Format.json,
 ) -> Any:
     """A meter's validated 30-minute reads over (start, end], with their quality: CIM
     ReadingQuality codes, the Green Button quality, origin (measured, estimated, edited,
-    missing) and version. JSON is paged; CSV and Parquet give the whole span at once."""
+    missing) and version. JSON is paged; CSV, Parquet and CIM give the whole span at once."""
     who.may_read(meter_id)
+    return _reads(request, who, [meter_id], start, end, channel, page, page_size, format)
+
+
+@router.get("/interval-reads", openapi_extra={"security": PROTECTED}, responses=_READS_DOC)
+def bulk_interval_reads(
+    request: Request,
+    who: Who,
+    meter_id: Annotated[list[int], Query(min_length=1, max_length=10_000)],
+    start: Start = None,
+    end: End = None,
+    channel: ChannelName = None,
+    page: Page = 0,
+    page_size: PageSize = 1_000,
+    format: Annotated[Format, Query()] = Format.parquet,
+) -> Any:
+    """The reads of many meters at once (up to 10,000: ``meter_id=1&meter_id=2...``), the
+    bulk feed of a retailer or an operator; every meter must be one the caller may read."""
+    for meter in meter_id:
+        who.may_read(meter)
+    return _reads(request, who, sorted(set(meter_id)), start, end, channel, page, page_size, format)
+
+
+def _reads(
+    request: Request,
+    who: Caller,
+    meters: list[int],
+    start: str | None,
+    end: str | None,
+    channel: str | None,
+    page: int,
+    page_size: int,
+    format: Format,
+) -> Any:
     begin, stop = _span(who, start, end)
     channels = tuple(c for c, n in CHANNELS.items() if channel in (None, n))
-    rows = state_of(request).data.interval_reads([meter_id], begin, stop, channels)
+    rows = state_of(request).data.interval_reads(meters, begin, stop, channels)
+    if format is Format.cim:
+        audit(request, who, 200, rows.height)
+        return Response(meter_readings_xml(rows), media_type="application/xml")
     flat = rows.select(
         "meter_id",
         pl.col("channel").replace_strict(CHANNELS, return_dtype=pl.String).alias("channel"),
@@ -177,8 +220,9 @@ def interval_reads(
     chunk = flat.slice(page * page_size, page_size)
     audit(request, who, 200, chunk.height)
     more = (page + 1) * page_size < flat.height
+    single = len(meters) == 1
     return {
-        "meter_id": meter_id,
+        "meter_id": meters[0] if single else None,
         "start": begin.isoformat(),
         "end": stop.isoformat(),
         "total": flat.height,
@@ -186,7 +230,7 @@ def interval_reads(
         "next_page": page + 1 if more else None,
         "reads": [
             {**r, "interval_end": r["interval_end"].isoformat()}
-            for r in chunk.drop("meter_id").to_dicts()
+            for r in (chunk.drop("meter_id") if single else chunk).to_dicts()
         ],
     }
 
@@ -210,10 +254,24 @@ def register_reads(
     }
 
 
-@router.get("/meters/{meter_id}/events", openapi_extra={"security": PROTECTED})
+@router.get(
+    "/meters/{meter_id}/events",
+    openapi_extra={"security": PROTECTED},
+    responses={
+        200: {
+            "description": "JSON, or CIM EndDeviceEvents XML (format=cim)",
+            "content": {"application/json": {}, "application/xml": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def events(
-    request: Request, who: Who, meter_id: int, start: str | None = None, end: str | None = None
-) -> dict[str, Any]:
+    request: Request,
+    who: Who,
+    meter_id: int,
+    start: str | None = None,
+    end: str | None = None,
+    format: Annotated[str, Query(pattern="^(json|cim)$")] = "json",
+) -> Any:
     """What the meter reported: power down and up, tamper, clock errors, ..."""
     from openami.protocols.dlms.notification import EventCode
 
@@ -221,6 +279,8 @@ def events(
     begin, stop = _span(who, start, end)
     rows = state_of(request).data.meter_events([meter_id], begin, stop + timedelta(seconds=1))
     audit(request, who, 200, rows.height)
+    if format == "cim":
+        return Response(end_device_events_xml(rows), media_type="application/xml")
 
     def name(code: int) -> str:
         try:
