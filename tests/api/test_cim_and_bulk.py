@@ -86,6 +86,14 @@ def test_the_bulk_feed_of_an_operator_equals_the_store(client: TestClient, api: 
     assert got.height == every.height == 200 * 2 * 96
     assert got["value_wh"].drop_nulls().to_list() == every["value_wh"].drop_nulls().to_list()
     assert set(got["meter_id"].unique().to_list()) == set(meters)
+    ranged = client.get(
+        "/api/v1/interval-reads", params={**SPAN, "meters": "1-200"}, headers={"X-API-Key": key}
+    )
+    assert ranged.content == answer.content
+    too_many = client.get(
+        "/api/v1/interval-reads", params={**SPAN, "meters": "1-10001"}, headers={"X-API-Key": key}
+    )
+    assert too_many.status_code == 400
 
 
 def test_the_bulk_feed_refuses_a_meter_outside_the_consent(

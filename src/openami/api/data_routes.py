@@ -163,7 +163,14 @@ def interval_reads(
 def bulk_interval_reads(
     request: Request,
     who: Who,
-    meter_id: Annotated[list[int], Query(min_length=1, max_length=10_000)],
+    meter_id: Annotated[list[int] | None, Query(max_length=10_000)] = None,
+    meters: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{1,13}-[0-9]{1,13}$",
+            description="A range of meter ids FIRST-LAST (at most 10,000), instead of meter_id",
+        ),
+    ] = None,
     start: Start = None,
     end: End = None,
     channel: ChannelName = None,
@@ -171,11 +178,20 @@ def bulk_interval_reads(
     page_size: PageSize = 1_000,
     format: Annotated[Format, Query()] = Format.parquet,
 ) -> Any:
-    """The reads of many meters at once (up to 10,000: ``meter_id=1&meter_id=2...``), the
-    bulk feed of a retailer or an operator; every meter must be one the caller may read."""
-    for meter in meter_id:
+    """The reads of many meters at once (up to 10,000: ``meter_id=1&meter_id=2...`` or
+    ``meters=1-10000``), the bulk feed of a retailer or an operator; every meter must be
+    one the caller may read."""
+    wanted = set(meter_id or ())
+    if meters is not None:
+        first, last = (int(x) for x in meters.split("-"))
+        if not 0 <= last - first < 10_000:
+            raise Denied(400, "meters=FIRST-LAST must name 1 to 10,000 meters")
+        wanted.update(range(first, last + 1))
+    if not wanted or len(wanted) > 10_000:
+        raise Denied(400, "give 1 to 10,000 meters (meter_id=... or meters=FIRST-LAST)")
+    for meter in sorted(wanted):
         who.may_read(meter)
-    return _reads(request, who, sorted(set(meter_id)), start, end, channel, page, page_size, format)
+    return _reads(request, who, sorted(wanted), start, end, channel, page, page_size, format)
 
 
 def _reads(
