@@ -44,6 +44,7 @@ __all__ = [
     "Consent",
     "OperatorKey",
     "Role",
+    "ServiceOrder",
 ]
 
 COMPONENT, SCHEMA_VERSION = "api", 1
@@ -104,6 +105,22 @@ access_log = Table(
     Column("rows", BigInteger, nullable=False),
 )
 
+service_order = Table(
+    "service_order",
+    metadata,
+    Column("order_id", String(64), primary_key=True),  # the head-end's command id
+    Column("meter_id", BigInteger, nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("parameters", String(256), nullable=False),  # e.g. "minutes=15"
+    Column("requested_by", String(160), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("deadline", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, success, failed, expired
+    Column("reason", Text),
+    Column("state_hex", Text),  # what the meter reported afterwards (A-XDR, hex)
+    Column("completed_at", UtcDateTime),
+)
+
 CODE_LIFETIME = timedelta(minutes=5)
 
 
@@ -149,6 +166,21 @@ class Consent:
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class ServiceOrder:
+    order_id: str
+    meter_id: int
+    kind: str
+    parameters: str
+    requested_by: str
+    requested_at: datetime
+    deadline: datetime
+    status: str
+    reason: str | None = None
+    state_hex: str | None = None
+    completed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -369,6 +401,33 @@ class ApiStore:
     def revoke_token(self, token: str, now: datetime) -> bool:
         found = self.consent_of_token(token)
         return found is not None and self.revoke(found.consent_id, now)
+
+    # -- service orders ------------------------------------------------------------------
+
+    def add_order(self, order: ServiceOrder) -> None:
+        self._run("record a service order", insert(service_order).values(**order.__dict__))
+
+    def finish_order(
+        self, order_id: str, status: str, reason: str, state_hex: str | None, at: datetime
+    ) -> bool:
+        """Record how an order ended (once: a result delivered again changes nothing)."""
+        done = self._run(
+            "record a service order's result",
+            update(service_order)
+            .where(service_order.c.order_id == order_id, service_order.c.status == "pending")
+            .values(status=status, reason=reason, state_hex=state_hex, completed_at=at),
+        )
+        return bool(done.rowcount)
+
+    def orders(
+        self, order_id: str | None = None, meter_id: int | None = None
+    ) -> list[ServiceOrder]:
+        query = select(service_order).order_by(service_order.c.requested_at)
+        if order_id is not None:
+            query = query.where(service_order.c.order_id == order_id)
+        if meter_id is not None:
+            query = query.where(service_order.c.meter_id == meter_id)
+        return [ServiceOrder(**r._mapping) for r in self._all("read service orders", query)]
 
     # -- the audit trail -----------------------------------------------------------------
 

@@ -74,6 +74,13 @@ def serve(
     db: Db = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8080,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            help="The head-end's bus (nats://HOST:PORT) for service orders to meters; "
+            "without it, service orders answer 503."
+        ),
+    ] = None,
 ) -> None:
     """Serve the API: JSON REST under /api/v1, Green Button under /espi/1_1/resource,
     OAuth2 consent under /oauth, interactive docs at /docs, OpenAPI at /openapi.json.
@@ -83,8 +90,11 @@ def serve(
     import uvicorn
 
     from openami.api.app import create_app
+    from openami.api.state import ApiState
+    from openami.bus.factory import bus_from_url
 
-    state = _open(data_dir, db)
+    _open(data_dir, db).close()  # checks the data dir and database, with a one-line error
+    state = ApiState.open(data_dir, db, bus=bus_from_url(bus) if bus else None)
     Console(stderr=True).print(f"openami API on http://{host}:{port} (docs: /docs)")
     uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
 
