@@ -7,5 +7,7 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "interop: runs external DLMS peers (Gurux, GPL) as separate processes"
+        "markers",
+        "interop: independent peers: DLMS (Gurux, GPL, as separate processes) and "
+        "ECHONET Lite (pychonet)",
     )

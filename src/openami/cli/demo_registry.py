@@ -66,4 +66,3 @@ def register_demo_fleet(registry: Registry, fleet: Fleet, scenario: Scenario) ->
             for r in records
         ]
     )
-

@@ -43,8 +43,10 @@ def _register_subcommands() -> None:
         fleet_cmd,
         greenbutton_cmd,
         headend_cmd,
+        hems_cmd,
         mdm_cmd,
         meter_cmd,
+        routeb_cmd,
     )
 
     app.add_typer(dlms_cmd.app, name="dlms")
@@ -52,6 +54,8 @@ def _register_subcommands() -> None:
     app.add_typer(fleet_cmd.app, name="fleet")
     app.add_typer(headend_cmd.app, name="headend")
     app.add_typer(mdm_cmd.app, name="mdm")
+    app.add_typer(routeb_cmd.app, name="routeb")
+    app.add_typer(hems_cmd.app, name="hems")
     app.add_typer(api_cmd.app, name="api")
     app.add_typer(greenbutton_cmd.app, name="greenbutton")
 

@@ -141,11 +141,17 @@ def alarms_command(
         table.add_column(column)
     for a in chosen:
         where = ", ".join(f"{area or '-'} {n:,}" for area, n in a.customers.items()) or "-"
-        state = f"open, {a.down:,} down" if a.is_open and a.down else (
-            "open" if a.is_open else f"closed {_when(a.closed)}"
+        state = (
+            f"open, {a.down:,} down"
+            if a.is_open and a.down
+            else ("open" if a.is_open else f"closed {_when(a.closed)}")
         )
         table.add_row(
-            _when(a.opened), f"{a.kind.value}: {a.detail}", a.severity.value,
-            f"{a.meters:,}", where, state,
+            _when(a.opened),
+            f"{a.kind.value}: {a.detail}",
+            a.severity.value,
+            f"{a.meters:,}",
+            where,
+            state,
         )
     Console().print(table if chosen else "no alarms")

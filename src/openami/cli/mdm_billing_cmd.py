@@ -258,5 +258,3 @@ def _print_billing(summary: dict[str, Any], det: pl.DataFrame, limit: int) -> No
         out.print(
             f"... {det.height - shown.height:,} more (--limit 0 shows all, --json or --output)"
         )
-
-

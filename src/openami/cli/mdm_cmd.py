@@ -198,8 +198,6 @@ def run(
         sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
 
 
-
-
 app.command()(vee)
 app.command()(billing)
 app.command()(query)

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from openami.store.lake import IntervalLake
 
 
-
 # --- inputs from the registry -----------------------------------------------------------------
 
 
@@ -153,4 +152,3 @@ def _lake_meters(lake: IntervalLake, days: list[date]) -> pl.DataFrame:
         .collect()
         .sort("meter_id")
     )
-

@@ -200,4 +200,3 @@ def _print_reads(rows: pl.DataFrame, meter: int, validated: bool) -> None:
     for row in text.iter_rows():
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)
-

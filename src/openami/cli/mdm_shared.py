@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-
     from openami.mdm.registry import Registry
     from openami.store.lake import IntervalLake
     from openami.store.validated import ValidatedStore
@@ -31,7 +30,6 @@ def _reflowed(fn: Callable[P, None]) -> Callable[P, None]:
     paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
     fn.__doc__ = "\n\n".join(" ".join(p.split()) for p in paragraphs)
     return fn
-
 
 
 # --- shared by vee, billing and query ---------------------------------------------------------
@@ -155,4 +153,3 @@ def _bar(label: str, unit: str, enabled: bool) -> Iterator[Callable[[int, int], 
 
 def _emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, default=str) + "\n")
-

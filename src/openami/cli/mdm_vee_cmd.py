@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-
     pass
 
 from openami.cli.mdm_inputs import (
@@ -198,5 +197,3 @@ def _print_vee(doc: dict[str, Any], bus: str | None) -> None:
         f"{gaps['estimate']:,} estimated; {doc['collection_requests']:,} collection "
         f"requests ({sent})"
     )
-
-

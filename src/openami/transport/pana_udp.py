@@ -48,6 +48,14 @@ class PanaUdpServer(asyncio.DatagramProtocol):
         """The open session of a PaC at ``ip`` (any port), if there is one."""
         return next((s for (host, _), s in self.admitted.items() if host == ip), None)
 
+    def completing(self, ip: str) -> bool:
+        """Whether a PaC at ``ip`` has been told it succeeded and its last answer (the PAN
+        that opens the session) has not arrived yet."""
+        return any(
+            host == ip and server.state is ServerState.COMPLETING
+            for (host, _), server in list(self._servers.items())
+        )
+
     def forget(self, rbid: str) -> int:
         """Drop every session of ``rbid`` (its password was revoked); how many there were."""
         gone = [a for a, s in self._servers.items() if s.rbid == rbid]
