@@ -112,11 +112,14 @@ def _gap_decisions(
     )
     asking = gaps.filter(pl.col("action") == int(GapAction.ASK))
     requests = []
+    # one random prefix per pass and a counter: unique ids without a uuid4 per request
+    # (a day's close asks some hundred thousand of them)
+    prefix = uuid.uuid4().hex[:16]
+    span = MAX_ENTRIES_PER_REQUEST * step_s
     for meter, first, last in asking.select(M, "first_end", "last_end").iter_rows():
-        span = MAX_ENTRIES_PER_REQUEST * step_s
         for lo in range(first, last + 1, span):
             hi = min(lo + span - step_s, last)
-            requests.append(CollectRequest(meter, lo, hi, uuid.uuid4().hex))
+            requests.append(CollectRequest(meter, lo, hi, f"{prefix}-{len(requests)}"))
     slots = slots.join(gaps.select("_gap", "action"), on="_gap", how="left")
     ask = pl.col("action") == int(GapAction.ASK)
     slots = slots.with_columns(
