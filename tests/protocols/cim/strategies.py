@@ -15,7 +15,13 @@ _CHARS = st.characters(
     exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff"
 ) | st.sampled_from("\t\n")
 texts = st.text(_CHARS, max_size=12)
-identifiers = st.text(_CHARS.filter(lambda c: c not in " \t\n"), min_size=1, max_size=12)
+# drawn without whitespace rather than filtered (a filter threw half the draws away, and
+# Hypothesis's health check failed on a loaded machine)
+identifiers = st.text(
+    st.characters(exclude_categories=("Cs", "Cc", "Zs"), exclude_characters="\ufffe\uffff"),
+    min_size=1,
+    max_size=12,
+)
 
 # Times in any fixed offset (written as UTC) and with or without microseconds.
 times = st.datetimes(
