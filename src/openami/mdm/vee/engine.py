@@ -111,7 +111,7 @@ def _gap_decisions(
         .with_columns(action=config.policy.action_expr(now))
     )
     asking = gaps.filter(pl.col("action") == int(GapAction.ASK))
-    requests = []
+    requests: list[CollectRequest] = []
     # one random prefix per pass and a counter: unique ids without a uuid4 per request
     # (a day's close asks some hundred thousand of them)
     prefix = uuid.uuid4().hex[:16]
