@@ -15,7 +15,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from openami import __version__
-from openami.api import data_routes, espi_routes, oauth_routes, order_routes
+from openami.api import (
+    data_routes,
+    energy_routes,
+    espi_routes,
+    oauth_routes,
+    order_routes,
+    subscription_routes,
+)
 from openami.api.access import Denied
 from openami.api.state import ApiState
 
@@ -33,6 +40,8 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(data_routes.router)
     app.include_router(espi_routes.router)
     app.include_router(order_routes.router)
+    app.include_router(energy_routes.router)
+    app.include_router(subscription_routes.router)
 
     @app.exception_handler(Denied)
     async def denied(request: Request, exc: Denied) -> JSONResponse:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from openami.api.access import Limits, RateLimiter
 from openami.api.data import DataSource
 from openami.api.orders import OrderDesk
 from openami.api.store import ApiStore
+from openami.api.subscriptions import Webhooks
 from openami.bus.base import Bus
 from openami.mdm.registry import Registry
 from openami.store.sql import make_engine, sqlite_url
@@ -45,6 +47,11 @@ class ApiState:
     def close(self) -> None:
         """Release the database connections (a command's state, at its end)."""
         self.data.registry.engine.dispose()
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        """Webhook subscriptions and their outbox, in the API's database."""
+        return Webhooks(self.store.engine)
 
     def meters_of(self, customer: str, at: datetime) -> frozenset[int]:
         found = self.data.customer(customer, at)

@@ -20,8 +20,11 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Engine,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -119,6 +122,65 @@ service_order = Table(
     Column("reason", Text),
     Column("state_hex", Text),  # what the meter reported afterwards (A-XDR, hex)
     Column("completed_at", UtcDateTime),
+)
+
+# webhook subscriptions (``subscriptions.py``): who is told of what, where, and the outbox
+# of what is to be told (at-least-once, retried with backoff, one id per delivery)
+webhook_subscription = Table(
+    "webhook_subscription",
+    metadata,
+    Column("subscription_id", String(40), primary_key=True),
+    Column("owner", String(160), nullable=False, index=True),  # the caller's ``who``
+    Column("owner_kind", String(16), nullable=False),  # "operator" or "client"
+    Column("consent_id", String(32), ForeignKey("consent.consent_id"), index=True),
+    Column("customer", String(64)),  # a third party's consenting customer
+    Column("url", String(512), nullable=False),
+    Column("events", String(32), nullable=False),  # "events", "reads" or "events,reads"
+    Column("meters", Text),  # comma-separated; NULL: every meter the owner may read
+    # the signing secret itself: an HMAC needs it, unlike a token that is only checked
+    Column("secret", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("ended_at", UtcDateTime),
+)
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    Column("delivery_id", String(40), primary_key=True),
+    Column(
+        "subscription_id",
+        String(40),
+        ForeignKey("webhook_subscription.subscription_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("kind", String(16), nullable=False),  # "reads" or "events"
+    Column("payload", Text, nullable=False),  # the JSON body, the same on every attempt
+    Column("item_count", Integer, nullable=False),  # meters (reads) or events it carries
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_status", Integer),  # the receiver's HTTP status, if it answered
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+)
+# what the notification scan has announced: per source ("reads", "events"), every file
+# written at or after the watermark that was seen (older entries are pruned with it)
+notification_watermark = Table(
+    "notification_watermark",
+    metadata,
+    Column("source", String(16), primary_key=True),
+    Column("stamp", String(32), nullable=False),  # a file name's write stamp, UTC
+    Column("scanned_at", UtcDateTime, nullable=False),
+)
+notification_seen = Table(
+    "notification_seen",
+    metadata,
+    Column("source", String(16), primary_key=True),
+    Column("file", String(255), primary_key=True),  # "day=YYYY-MM-DD/part-....parquet"
+    Column("stamp", String(32), nullable=False),
 )
 
 CODE_LIFETIME = timedelta(minutes=5)

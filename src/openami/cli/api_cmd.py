@@ -81,6 +81,14 @@ def serve(
             "without it, service orders answer 503."
         ),
     ] = None,
+    webhooks_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds between two scans of the stores for new reads and events, each "
+            "followed by the due webhook deliveries; 0: no webhooks from this process.",
+        ),
+    ] = 5.0,
 ) -> None:
     """Serve the API: JSON REST under /api/v1, Green Button under /espi/1_1/resource,
     OAuth2 consent under /oauth, interactive docs at /docs, OpenAPI at /openapi.json.
@@ -96,7 +104,24 @@ def serve(
     _open(data_dir, db).close()  # checks the data dir and database, with a one-line error
     state = ApiState.open(data_dir, db, bus=bus_from_url(bus) if bus else None)
     Console(stderr=True).print(f"openami API on http://{host}:{port} (docs: /docs)")
-    uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
+    worker = None
+    if webhooks_every > 0:
+        from openami.api.webhooks import Dispatcher, WebhookWorker
+
+        dispatcher = Dispatcher(state.webhooks, audit=state.store.record)
+        worker = WebhookWorker(
+            state.webhooks,
+            dispatcher,
+            state.data.validated.reads_dir,
+            state.data.events.events_dir,
+            every=webhooks_every,
+        )
+        worker.start()
+    try:
+        uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
+    finally:
+        if worker is not None:
+            worker.stop()
 
 
 @app.command()
