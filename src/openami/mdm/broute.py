@@ -46,10 +46,10 @@ from openami.log import get_logger
 from openami.mdm.registry import schema as registry_schema
 from openami.store.sql import (
     UtcDateTime,
+    data_dir_url,
     ensure_schema,
     make_engine,
     read_transaction,
-    sqlite_url,
     why,
     write_transaction,
 )
@@ -162,12 +162,7 @@ class BRouteStore:
     @classmethod
     def open(cls, url: str | None = None, *, data_dir: Path | None = None) -> BRouteStore:
         """The store at ``url``, or in ``registry.db`` (SQLite) under ``data_dir``."""
-        if url is None:
-            if data_dir is None:
-                raise LocalProtocolError("give a database URL or a data directory")
-            data_dir.mkdir(parents=True, exist_ok=True)
-            url = sqlite_url(data_dir / "registry.db")
-        engine = make_engine(url)
+        engine = make_engine(data_dir_url(url, data_dir))
         try:
             return cls(engine, owns_engine=True)
         except AmiError:

@@ -46,6 +46,7 @@ from openami.errors import AmiError, ConfigError, LocalProtocolError, StoreError
 
 __all__ = [
     "UtcDateTime",
+    "data_dir_url",
     "ensure_schema",
     "load_rows",
     "make_engine",
@@ -62,6 +63,17 @@ _CHUNK = 50_000  # rows handed to the driver at a time: bounded memory, few roun
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def data_dir_url(url: str | None, data_dir: Path | None) -> str:
+    """``url``, or the SQLite file ``registry.db`` under ``data_dir`` (made if missing): the
+    one database a data dir's registry and the stores beside it share."""
+    if url is not None:
+        return url
+    if data_dir is None:
+        raise LocalProtocolError("give a database URL or a data directory")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return sqlite_url(data_dir / "registry.db")
 
 
 def make_engine(url: str) -> Engine:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from openami.errors import AmiError, LocalProtocolError, RegistryError, StoreError
+from openami.errors import AmiError, RegistryError, StoreError
 from openami.mdm.registry import bulk, changes
 from openami.mdm.registry.legacy import MeterRecord
 from openami.mdm.registry.model import (
@@ -58,7 +58,7 @@ from openami.mdm.registry.schema import (
     usage_point,
     usage_point_meter,
 )
-from openami.store.sql import ensure_schema, load_rows, make_engine, sqlite_url, staging_table
+from openami.store.sql import data_dir_url, ensure_schema, load_rows, make_engine, staging_table
 from openami.store.sql import read_transaction as _read
 from openami.store.sql import why as _why
 from openami.store.sql import write_transaction as _write
@@ -96,12 +96,7 @@ class Registry:
     @classmethod
     def open(cls, url: str | None = None, *, data_dir: Path | None = None) -> Registry:
         """The registry at ``url``, or ``registry.db`` (SQLite) under ``data_dir``."""
-        if url is None:
-            if data_dir is None:
-                raise LocalProtocolError("give a database URL or a data directory")
-            data_dir.mkdir(parents=True, exist_ok=True)
-            url = sqlite_url(data_dir / "registry.db")
-        engine = make_engine(url)
+        engine = make_engine(data_dir_url(url, data_dir))
         try:
             return cls(engine, owns_engine=True)
         except AmiError:
