@@ -23,7 +23,6 @@ producers, callable directly as well.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import secrets
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import numpy as np
 import polars as pl
@@ -41,6 +40,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from openami.api.callback_url import check_url
 from openami.api.store import (
     consent,
     notification_seen,
@@ -72,7 +72,6 @@ EVENTS_PER_DELIVERY = 1_000
 SCAN_GRACE = timedelta(hours=1)
 _STAMP = re.compile(r"^part-(\d{8}T\d{12})-")
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%f"
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 class SubscriptionLimit(ConfigError):
@@ -126,36 +125,6 @@ class _Target:
     meters: np.ndarray[Any, np.dtype[np.int64]] | None  # sorted; None: every meter
     data_from: datetime | None
     created_at: datetime
-
-
-def check_url(url: str) -> str:
-    """The callback URL if acceptable: ``https://`` to a public host (no private address
-    written as a literal, no user info), or ``http://`` on loopback (a receiver on the same
-    machine); ``ConfigError`` otherwise."""
-    if len(url) > 512:
-        raise ConfigError("the callback URL is longer than 512 characters")
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018  # raises ValueError on a port that is not a number
-    except ValueError:
-        raise ConfigError(f"{url!r} is not a URL") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise ConfigError("the callback URL must be https:// (or http:// on loopback)")
-    if parts.username is not None or parts.password is not None or parts.fragment:
-        raise ConfigError("the callback URL may carry no user, password or fragment")
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise ConfigError("the callback URL may carry no spaces or control characters")
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    loopback = host in _LOOPBACK_HOSTS or (address is not None and address.is_loopback)
-    if parts.scheme == "http" and not loopback:
-        raise ConfigError("http:// callbacks only on loopback (127.0.0.1, ::1, localhost)")
-    if address is not None and not loopback and not address.is_global:
-        raise ConfigError(f"{host} is not a public address")
-    return url
 
 
 def _stamp(moment: datetime) -> str:
