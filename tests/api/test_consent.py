@@ -224,3 +224,13 @@ def test_every_third_party_has_the_same_rate_limit(client: TestClient, api: ApiS
     assert answers[10] == answers[11] == [200, 200, 200, 429, 429]
     limited = client.get("/api/v1/meters", headers=bearer(token))
     assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_usage_points_are_those_of_the_consented_meters(client: TestClient, api: ApiState) -> None:
+    customer, password, mine = a_customer(api, 18)
+    _, _, token = consent_flow(client, api, customer, password)
+    points = client.get("/api/v1/usage-points", headers=bearer(token)).json()["usage_points"]
+    assert [p["meters"] for p in points] == [mine]
+    reader = api.store.create_key("dashboard", Role.READ_ONLY)
+    every = client.get("/api/v1/usage-points", headers={"X-API-Key": reader}).json()
+    assert sum(len(p["meters"]) for p in every["usage_points"]) == 200

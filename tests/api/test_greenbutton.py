@@ -4,6 +4,7 @@ Alliance's ESPI schema and is read back by greenbutton-objects with the store's 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -131,3 +132,39 @@ def test_the_export_command_writes_the_same_valid_feed(
     assert _values(out.read_bytes()) == _expected(api, mine[0])
     assert main(["greenbutton", "export", "--data-dir", data_dir, *db, "--customer", "nobody"]) == 2
     assert "not in the registry" in capsys.readouterr().err
+
+
+def test_each_resource_under_its_standard_path(client: TestClient, api: ApiState) -> None:
+    """What a client walking the ESPI resource tree gets: every entry validates, the day's
+    interval block holds the store's 48 reads, and nothing outside the consent is served."""
+    customer, password, mine = a_customer(api, 17)
+    _, _, token = consent_flow(client, api, customer, password)
+    sid = api.store.consents(customer)[0].consent_id
+    meter = mine[0]
+    base = f"/espi/1_1/resource/Subscription/{sid}/UsagePoint/{meter}"
+    paths = [
+        base,
+        f"{base}/MeterReading/{meter}-import",
+        f"{base}/MeterReading/{meter}-import/IntervalBlock/2026-08-03",
+        "/espi/1_1/resource/ReadingType/wh-30min-export",
+        "/espi/1_1/resource/LocalTimeParameters/jst",
+    ]
+    for path in paths:
+        answer = client.get(path, headers=bearer(token))
+        assert answer.status_code == 200, (path, answer.text)
+        validate(answer.content)
+    block = client.get(paths[2], headers=bearer(token)).content
+    values = [int(v) for v in re.findall(rb"<value>(-?\d+)</value>", block)]
+    start = datetime.fromisoformat("2026-08-03T00:00+09:00")
+    expected = api.data.interval_reads(
+        [meter], start, datetime.fromisoformat("2026-08-04T00:00+09:00"), (1,)
+    )
+    assert values == expected["value_wh"].to_list() and len(values) == 48
+    other = next(m for m in range(1, 201) if m not in mine)
+    refused = [
+        f"/espi/1_1/resource/Subscription/{sid}/UsagePoint/{other}",
+        f"/espi/1_1/resource/Subscription/not-mine/UsagePoint/{meter}",
+        f"{base}/MeterReading/{other}-import",
+        f"{base}/MeterReading/{meter}-import/IntervalBlock/not-a-date",
+    ]
+    assert {client.get(p, headers=bearer(token)).status_code for p in refused} == {404}

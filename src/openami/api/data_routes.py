@@ -118,6 +118,22 @@ def meters(request: Request, who: Who) -> dict[str, Any]:
     }
 
 
+@router.get("/usage-points", openapi_extra={"security": PROTECTED})
+def usage_points(request: Request, who: Who) -> dict[str, Any]:
+    """The usage points (premises) of the meters the caller may read, with their area and
+    the meters installed there now."""
+    ids = None if who.meters is None else sorted(who.meters)
+    points: dict[str, dict[str, Any]] = {}
+    for m in state_of(request).data.meters(datetime.now(UTC), ids):
+        if m.usage_point is not None:
+            point = points.setdefault(
+                m.usage_point, {"usage_point": m.usage_point, "area": m.area, "meters": []}
+            )
+            point["meters"].append(m.meter_id)
+    audit(request, who, 200, len(points))
+    return {"usage_points": sorted(points.values(), key=lambda p: str(p["usage_point"]))}
+
+
 _READS_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "JSON (paged), or the whole span as CSV, Parquet or CIM MeterReadings XML",

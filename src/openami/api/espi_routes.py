@@ -5,7 +5,7 @@ consent the token was issued under) and Download My Data (a customer's own login
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -13,13 +13,26 @@ from fastapi import APIRouter, Query, Request, Response
 from openami.api.access import Denied
 from openami.api.data_routes import PROTECTED, Who, _span, audit, state_of
 from openami.api.errors_doc import DATA_ERRORS
-from openami.api.greenbutton import usage_document
-from openami.protocols.espi import AuthorizationInfo, DateTimeInterval, authorization_entry
+from openami.api.greenbutton import (
+    LOCAL_TIME,
+    READING_TYPES,
+    meter_readings,
+    usage_document,
+    usage_point,
+)
+from openami.protocols.espi import (
+    AuthorizationInfo,
+    DateTimeInterval,
+    MeterReadingInfo,
+    authorization_entry,
+    entry_document,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/espi/1_1/resource", tags=["green button"], responses=DATA_ERRORS)
 ATOM = "application/atom+xml"
+JST = timezone(timedelta(hours=9))  # interval blocks are Japan-time days
 _DOC: dict[int | str, dict[str, Any]] = {
     200: {"description": "An Atom document (ESPI 3.3)", "content": {ATOM: {}}}
 }
@@ -104,3 +117,113 @@ def authorization(request: Request, who: Who, authorization_id: str) -> Response
     return Response(
         authorization_entry(entry, published=now, updated=now, base_url=base), media_type=ATOM
     )
+
+
+# --- one resource at a time, under the standard paths ----------------------------------------
+
+
+def _entry(request: Request, who: Who, resource: Any, **parents: str) -> Response:
+    base = str(request.base_url).rstrip("/")
+    now = datetime.now(UTC)
+    document = entry_document(resource, published=now, updated=now, base_url=base, **parents)
+    audit(request, who, 200, 1)
+    return Response(document, media_type=ATOM)
+
+
+def _consented_meter(who: Who, subscription_id: str, usage_point_id: str) -> int:
+    """The meter behind a usage point of the token's subscription, or 404."""
+    consent = who.consent
+    if consent is None or consent.consent_id != subscription_id:
+        raise Denied(404, f"no subscription {subscription_id} for this token")
+    meter = int(usage_point_id) if usage_point_id.isdigit() else -1
+    if meter not in consent.meters:
+        raise Denied(404, f"no usage point {usage_point_id} in subscription {subscription_id}")
+    return meter
+
+
+_ONE: dict[str, Any] = {
+    "responses": _DOC,
+    "openapi_extra": {"security": PROTECTED},
+    "response_class": Response,
+}
+
+
+@router.get("/Subscription/{subscription_id}/UsagePoint/{usage_point_id}", **_ONE)
+def one_usage_point(
+    request: Request, who: Who, subscription_id: str, usage_point_id: str
+) -> Response:
+    """A usage point of the subscription, as an Atom entry."""
+    meter = _consented_meter(who, subscription_id, usage_point_id)
+    return _entry(
+        request, who, usage_point(meter), subscription_id=subscription_id,
+        local_time_id=LOCAL_TIME.id,
+    )  # fmt: skip
+
+
+@router.get(
+    "/Subscription/{subscription_id}/UsagePoint/{usage_point_id}/MeterReading/{reading_id}",
+    **_ONE,
+)
+def one_meter_reading(
+    request: Request, who: Who, subscription_id: str, usage_point_id: str, reading_id: str
+) -> Response:
+    """A meter reading (import or export) of a usage point, as an Atom entry."""
+    meter = _consented_meter(who, subscription_id, usage_point_id)
+    found = {f"{meter}-{name}": kind for name, kind in READING_TYPES.items()}
+    if reading_id not in found:
+        raise Denied(404, f"no meter reading {reading_id} at usage point {usage_point_id}")
+    name = reading_id.rsplit("-", 1)[1]
+    reading = MeterReadingInfo(reading_id, f"Meter {meter} {name}", found[reading_id])
+    return _entry(
+        request, who, reading, subscription_id=subscription_id, usage_point_id=usage_point_id
+    )
+
+
+@router.get(
+    "/Subscription/{subscription_id}/UsagePoint/{usage_point_id}/MeterReading/{reading_id}"
+    "/IntervalBlock/{block_id}",
+    **_ONE,
+)
+def one_interval_block(
+    request: Request,
+    who: Who,
+    subscription_id: str,
+    usage_point_id: str,
+    reading_id: str,
+    block_id: str,
+) -> Response:
+    """One day's interval block (its id is the Japan-time date, YYYY-MM-DD)."""
+    meter = _consented_meter(who, subscription_id, usage_point_id)
+    try:
+        day = date.fromisoformat(block_id)
+    except ValueError:
+        raise Denied(404, f"no interval block {block_id}: ids are dates, YYYY-MM-DD") from None
+    start = datetime(day.year, day.month, day.day, tzinfo=JST)
+    begin, stop = _span(who, start.isoformat(), (start + timedelta(days=1)).isoformat())
+    readings = meter_readings(state_of(request).data, meter, begin, stop)
+    block = next(
+        (b for r in readings if r.id == reading_id for b in r.blocks if b.id == block_id), None
+    )
+    if block is None:
+        raise Denied(404, f"no interval block {block_id} in meter reading {reading_id}")
+    return _entry(
+        request, who, block, subscription_id=subscription_id, usage_point_id=usage_point_id,
+        meter_reading_id=reading_id,
+    )  # fmt: skip
+
+
+@router.get("/ReadingType/{reading_type_id}", **_ONE)
+def one_reading_type(request: Request, who: Who, reading_type_id: str) -> Response:
+    """A reading type: 30-minute energy in Wh, import (forward) or export (reverse)."""
+    found = {kind.id: kind for kind in READING_TYPES.values()}
+    if reading_type_id not in found:
+        raise Denied(404, f"no reading type {reading_type_id}")
+    return _entry(request, who, found[reading_type_id])
+
+
+@router.get("/LocalTimeParameters/{local_time_id}", **_ONE)
+def one_local_time(request: Request, who: Who, local_time_id: str) -> Response:
+    """Japan time: UTC+9, no daylight saving time."""
+    if local_time_id != LOCAL_TIME.id:
+        raise Denied(404, f"no local time parameters {local_time_id}")
+    return _entry(request, who, LOCAL_TIME)

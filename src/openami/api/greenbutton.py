@@ -25,7 +25,7 @@ from openami.protocols.espi import (
     usage_feed,
 )
 
-__all__ = ["usage_document"]
+__all__ = ["LOCAL_TIME", "READING_TYPES", "meter_readings", "usage_document", "usage_point"]
 
 INTERVAL_S = 1800
 VALID_ESPI = 17  # "validated": said by leaving the quality out
@@ -48,28 +48,46 @@ def _readings(rows: pl.DataFrame) -> list[IntervalReading]:
     ]
 
 
-def _one_meter(
-    data: DataSource, meter: int, start: datetime, end: datetime, subscription: str, base: str
-) -> bytes:
+READING_TYPES = {
+    name: ReadingTypeInfo(id=f"wh-30min-{name}", flow_direction=flow, title=name)
+    for name, flow in _FLOWS.values()
+}
+LOCAL_TIME = LocalTimeParameters(id="jst")
+
+
+def usage_point(meter: int) -> UsagePointInfo:
+    return UsagePointInfo(id=str(meter), title=f"Meter {meter}")
+
+
+def meter_readings(
+    data: DataSource, meter: int, start: datetime, end: datetime
+) -> list[MeterReadingInfo]:
+    """The meter's two meter readings (import, export) with their daily blocks of reads
+    ending in (start, end]."""
     rows = data.interval_reads([meter], start, end)
-    now = datetime.now(UTC)
     readings = []
-    for channel, (name, flow) in _FLOWS.items():
+    for channel, (name, _flow) in _FLOWS.items():
         series = _readings(rows.filter(pl.col("channel") == channel))
         readings.append(
             MeterReadingInfo(
                 id=f"{meter}-{name}",
                 title=f"Meter {meter} {name}",
-                reading_type=ReadingTypeInfo(
-                    id=f"wh-30min-{name}", flow_direction=flow, title=name
-                ),
+                reading_type=READING_TYPES[name],
                 blocks=daily_blocks(series),
             )
         )
+    return readings
+
+
+def _one_meter(
+    data: DataSource, meter: int, start: datetime, end: datetime, subscription: str, base: str
+) -> bytes:
+    now = datetime.now(UTC)
+    readings = meter_readings(data, meter, start, end)
     return usage_feed(
         subscription_id=subscription,
-        usage_point=UsagePointInfo(id=str(meter), title=f"Meter {meter}"),
-        local_time=LocalTimeParameters(id="jst"),
+        usage_point=usage_point(meter),
+        local_time=LOCAL_TIME,
         meter_readings=readings,
         published=now,
         updated=now,
