@@ -24,7 +24,7 @@ from openami.mdm.registry.schema import customer, customer_agreement, usage_poin
 from openami.mdm.vee.flags import cim_codes, espi_quality
 from openami.store.events import EventStore
 from openami.store.lake import IntervalLake
-from openami.store.validated import Origin, ValidatedStore
+from openami.store.validated import Origin, ValidatedStore, latest_versions
 
 __all__ = ["CHANNELS", "CustomerRow", "DataSource", "MeterRow"]
 
@@ -169,9 +169,7 @@ class DataSource:
                 raise StoreError(f"cannot read validated reads: {exc}") from None
             top = rows.get_column("version").max()
             if top is not None and int(top) > 1:  # type: ignore[arg-type]
-                # the current value of a read is its highest version
-                key = ["meter_id", "channel", "interval_end"]
-                rows = rows.sort("version").unique(key, keep="last")
+                rows = latest_versions(rows)
         rows = rows.sort("meter_id", "channel", "interval_end")
         masks = rows.get_column("flags").unique().to_list()
         codes = pl.DataFrame(

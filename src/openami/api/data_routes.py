@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from openami.api.access import Caller, Denied, identify
 from openami.api.cim_documents import end_device_events_xml, meter_readings_xml
-from openami.api.data import CHANNELS
+from openami.api.data import CHANNELS, ORIGINS
 from openami.api.errors_doc import DATA_ERRORS
 from openami.api.state import ApiState
 from openami.api.store import AccessRecord, Role
@@ -235,7 +235,7 @@ def _reads(
         .alias("interval_end"),
         "value_wh",
         pl.col("origin").replace_strict(
-            {0: "missing", 1: "measured", 2: "estimated", 3: "edited"}, return_dtype=pl.String
+            ORIGINS, return_dtype=pl.String
         ),
         "version",
         pl.col("quality").list.join(" ").alias("quality"),

@@ -37,7 +37,7 @@ from openami.fleet.simulator import FleetSimulator, Outgoing
 from openami.headend.deadlines import DeadlineStats
 from openami.headend.keystore import KeyStore
 from openami.headend.service import HeadEnd
-from openami.mdm.alarms import AlarmBook, AlarmKind, registry_customers
+from openami.mdm.alarms import AlarmBook, AlarmKind, registry_customers, restore_from_reads
 from openami.mdm.event_ingest import EventIngest
 from openami.mdm.gaps import find_gaps, gap_requests, stored_totals
 from openami.mdm.ingest import ReadIngest
@@ -317,8 +317,9 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
     ends = np.arange(first_number, fleet.now + 1, dtype=np.int64) * step
     missing = find_gaps(lake, meter_ids, ends)
     reads_missing = int(missing.sum())
-    # meters whose last interval is stored have power: closes what lost power-ups left open
-    alarm_book.heard_from(meter_ids[~missing[:, -1]].tolist(), int(ends[-1]))
+    # meters that sent reads after their last gasp have power: closes what lost power-ups
+    # left open, as `openami mdm alarms` does
+    restore_from_reads(alarm_book, lake)
     first_end = int(ends[0]) - step
     truth_import, truth_export = fleet.energy_delta()
     totals = stored_totals(lake, meter_ids, first_end, int(ends[-1]))

@@ -12,9 +12,7 @@ from rich.console import Console
 from openami.cli.mdm_shared import DataDir, _emit_json, _instant, _reflowed, _registry
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from openami.mdm.alarms import Alarm, AlarmBook
+    from openami.mdm.alarms import Alarm
 
 __all__ = ["alarms_command"]
 
@@ -37,32 +35,6 @@ def _alarm_line(alarm: Alarm) -> str:
         f"{alarm.severity.value} {alarm.kind.value} {alarm.alarm_id}: {alarm.detail}; "
         f"customers: {where or 'unknown'}; {state}"
     )
-
-
-def _restored_by_reads(book: AlarmBook, data_dir: Path) -> None:
-    """Meters counted down that have sent reads since (their power-up event was lost)."""
-    from openami.store.lake import IntervalLake
-
-    down = book.down_meters()
-    if not down or not (data_dir / "lake" / "interval_reads").is_dir():
-        return
-    con = IntervalLake(data_dir / "lake").connect()
-    try:
-        meters = sorted(down)
-        # the first interval a meter closed after its last gasp without the power-down status
-        # bit (0x80; re-collected intervals of the outage carry it): it had power by then
-        rows = con.execute(
-            "WITH d AS (SELECT unnest(?) AS meter_id, unnest(?) AS since) "
-            "SELECT r.meter_id, min(epoch(r.interval_end))::BIGINT FROM interval_reads r "
-            "JOIN d USING (meter_id) WHERE r.channel = 1 AND epoch(r.interval_end) > d.since "
-            "AND (r.status & 128) = 0 "
-            "GROUP BY 1",
-            [meters, [down[m] for m in meters]],
-        ).fetchall()
-    finally:
-        con.close()
-    for meter, first in rows:
-        book.heard_from([int(meter)], int(first))
 
 
 @_reflowed
@@ -91,8 +63,9 @@ def alarms_command(
     from rich.table import Table
 
     from openami.errors import ConfigError
-    from openami.mdm.alarms import AlarmBook, registry_customers
+    from openami.mdm.alarms import AlarmBook, registry_customers, restore_from_reads
     from openami.store.events import EventStore
+    from openami.store.lake import IntervalLake
 
     if not (data_dir / "lake" / "meter_events").is_dir():
         raise ConfigError(
@@ -113,7 +86,8 @@ def alarms_command(
     registry = _registry(data_dir)
     book = AlarmBook(registry_customers(registry) if registry is not None else _nowhere)
     book.observe(store.query(start, end))
-    _restored_by_reads(book, data_dir)
+    if (data_dir / "lake" / "interval_reads").is_dir():
+        restore_from_reads(book, IntervalLake(data_dir / "lake"))
     chosen = book.alarms(open_only=open_only)
     if as_json:
         _emit_json(

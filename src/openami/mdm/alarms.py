@@ -30,8 +30,17 @@ import polars as pl
 
 from openami.mdm.registry import Registry
 from openami.protocols.dlms.notification import EventCode
+from openami.store.lake import IntervalLake
 
-__all__ = ["Alarm", "AlarmBook", "AlarmKind", "AlarmPolicy", "Severity", "registry_customers"]
+__all__ = [
+    "Alarm",
+    "AlarmBook",
+    "AlarmKind",
+    "AlarmPolicy",
+    "Severity",
+    "registry_customers",
+    "restore_from_reads",
+]
 
 CustomersOf = Callable[[list[int], int], Mapping[str, int]]  # (meter ids, Unix s) -> area: n
 
@@ -240,3 +249,31 @@ def registry_customers(registry: Registry) -> CustomersOf:
         return registry.customers_by_area(datetime.fromtimestamp(at, tz=UTC), meters)
 
     return customers
+
+
+def restore_from_reads(book: AlarmBook, lake: IntervalLake) -> list[Alarm]:
+    """Meters the book counts without power that have sent reads since (their power-up
+    event was lost): each is restored at the end of the first interval it closed after its
+    last gasp without the power-down status bit (0x80; re-collected intervals of the outage
+    carry it), when it had power again. Returns the alarms changed."""
+    down = book.down_meters()
+    if not down:
+        return []
+    meters = sorted(down)
+    con = lake.connect()
+    try:
+        rows = con.execute(
+            "WITH d AS (SELECT unnest(?) AS meter_id, unnest(?) AS since) "
+            "SELECT r.meter_id, min(epoch(r.interval_end))::BIGINT FROM interval_reads r "
+            "JOIN d USING (meter_id) WHERE r.channel = 1 AND epoch(r.interval_end) > d.since "
+            "AND (r.status & 128) = 0 "
+            "GROUP BY 1",
+            [meters, [down[m] for m in meters]],
+        ).fetchall()
+    finally:
+        con.close()
+    changed: dict[str, Alarm] = {}
+    for meter, first in rows:
+        for alarm in book.heard_from([int(meter)], int(first)):
+            changed[alarm.alarm_id] = alarm
+    return list(changed.values())

@@ -69,7 +69,7 @@ from openami.mdm.vee.grid import GridBuilder, GridInfo
 from openami.mdm.vee.history import trailing_stats
 from openami.mdm.vee.run import RunSummary, _profile_loader, day_start, feed_lake
 from openami.store.lake import IntervalLake
-from openami.store.validated import KEY, ValidatedStore
+from openami.store.validated import KEY, ValidatedStore, latest_versions
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -408,7 +408,7 @@ class _MeterRange(ValidatedStore):
         top = rows.get_column("version").max()
         if top is None or int(top) <= 1:  # type: ignore[arg-type]
             return rows
-        return rows.sort("version").unique(KEY, keep="last")
+        return latest_versions(rows)
 
 
 def cycle_span(

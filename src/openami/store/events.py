@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 from openami.store.lake import write_parquet_atomically
+from openami.store.validated import day_of
 
 __all__ = ["EVENT_SCHEMA", "EventAppend", "EventStore"]
 
@@ -51,10 +52,6 @@ class EventAppend:
     written: int
     duplicates: int
     kept: tuple[int, ...] = ()  # positions in the batch of the events written
-
-
-def _day(seconds: int) -> date:
-    return datetime.fromtimestamp(seconds - seconds % 86_400, tz=UTC).date()
 
 
 class EventStore:
@@ -82,7 +79,7 @@ class EventStore:
         keep = np.zeros(n, dtype=bool)
         rows = zip(*(cols[c].tolist() for c in _COLUMNS), strict=True)
         for i, identity in enumerate(rows):
-            seen = self._day_identities(_day(identity[1]))
+            seen = self._day_identities(day_of(identity[1]))
             if identity not in seen:
                 seen.add(identity)
                 keep[i] = True
@@ -106,7 +103,7 @@ class EventStore:
                 schema=EVENT_SCHEMA,
             )
             name = f"part-{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-            write_parquet_atomically(self._folder(_day(int(day) * 86_400)), name, table)
+            write_parquet_atomically(self._folder(day_of(int(day) * 86_400)), name, table)
 
     def _folder(self, day: date) -> Path:
         return self.events_dir / f"day={day.isoformat()}"
@@ -150,8 +147,8 @@ class EventStore:
             raise StoreError("start and end must be aware datetimes")
         lo, hi = int(start.timestamp()), int(end.timestamp())
         days = []
-        day = _day(lo)
-        while day <= _day(max(lo, hi - 1)):
+        day = day_of(lo)
+        while day <= day_of(max(lo, hi - 1)):
             days.append(day)
             day += timedelta(days=1)
         files = self.files(days)

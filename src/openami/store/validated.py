@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from openami.errors import StoreError
 from openami.store.lake import write_parquet_atomically
 
-__all__ = ["KEY", "VALIDATED_SCHEMA", "Origin", "ValidatedStore", "day_of"]
+__all__ = ["KEY", "VALIDATED_SCHEMA", "Origin", "ValidatedStore", "day_of", "latest_versions"]
 
 VALIDATED_SCHEMA = pa.schema(
     [
@@ -75,6 +75,11 @@ class Origin(IntEnum):
     MEASURED = 1
     ESTIMATED = 2
     EDITED = 3
+
+
+def latest_versions(rows: pl.DataFrame) -> pl.DataFrame:
+    """The current value of each read: its highest version (any order out)."""
+    return rows.sort("version").unique(KEY, keep="last")
 
 
 def day_of(interval_end: int) -> date:
@@ -176,7 +181,7 @@ class ValidatedStore:
         rows = self.versions(day, meter_ids)
         if len(self.files(day)) <= 1:
             return rows
-        return rows.sort("version").unique(KEY, keep="last").sort(KEY)
+        return latest_versions(rows).sort(KEY)
 
     def audit(self, days: Iterable[date]) -> pl.DataFrame:
         """Every edit of those days: the new value and flags, who, why and when, next to
