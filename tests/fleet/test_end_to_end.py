@@ -89,9 +89,21 @@ def test_ten_thousand_meters_over_mesh_star_and_plc_arrive_whole(tmp_path: Path)
     env = os.environ | {"COLUMNS": "120"}
     with subprocess.Popen(
         _openami(
-            "headend", "run", "--scenario", str(scenario), "--listen", f"127.0.0.1:{port}",
-            "--meter-port", str(port), "--data-dir", str(data), "--idle-exit", "6",
-            "--duration", "400", "--json",
+            "headend",
+            "run",
+            "--scenario",
+            str(scenario),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--meter-port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--idle-exit",
+            "6",
+            "--duration",
+            "400",
+            "--json",
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -107,9 +119,21 @@ def test_ten_thousand_meters_over_mesh_star_and_plc_arrive_whole(tmp_path: Path)
                 pytest.fail("the head-end did not start")
             fleet = subprocess.run(
                 _openami(
-                    "fleet", "run", "--scenario", str(scenario), "--days", str(INTERVALS / 48),
-                    "--speed", "max", "--headend", f"127.0.0.1:{port}", "--bind",
-                    f"0.0.0.0:{port}", "--linger", "15", "--json",
+                    "fleet",
+                    "run",
+                    "--scenario",
+                    str(scenario),
+                    "--days",
+                    str(INTERVALS / 48),
+                    "--speed",
+                    "max",
+                    "--headend",
+                    f"127.0.0.1:{port}",
+                    "--bind",
+                    f"0.0.0.0:{port}",
+                    "--linger",
+                    "15",
+                    "--json",
                 ),
                 capture_output=True,
                 timeout=300,
@@ -159,4 +183,3 @@ def test_ten_thousand_meters_over_mesh_star_and_plc_arrive_whole(tmp_path: Path)
     assert (rows["n"] == INTERVALS).all()  # every meter, every interval: nothing lost
     assert np.array_equal(rows["wh"].astype(np.int64), truth_import)
     assert np.array_equal(exported["wh"].astype(np.int64), truth_export)
-

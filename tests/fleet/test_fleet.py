@@ -261,6 +261,7 @@ def test_rural_meters_gather_in_hamlets_and_share_a_medium_per_hamlet() -> None:
     f = _area_fleet(AreaKind.RURAL, 20_000)
     side = np.sqrt(20_000 / 150.0) * 1000.0
     assert (f.position_m >= 0).all() and (f.position_m <= side).all()
+
     # a mesh only works where its nodes hear each other (150 m): in hamlets a mesh house has
     # many mesh neighbours; with the same share drawn house by house over an even spread,
     # about 60 per km2 would be mesh and a house would hear ~4, too few to carry a mesh

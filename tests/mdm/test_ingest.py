@@ -209,7 +209,5 @@ def test_a_second_value_from_the_bus_is_kept_and_vee_flags_the_conflict(
     day = datetime.fromtimestamp(DAY0, tz=UTC).date()
     store = ValidatedStore(lake.root)
     run_day(lake, store, day, pl.DataFrame({"meter_id": [1, 2]}), now=DAY0 + 2 * 86_400)
-    rows = store.current(day).filter(
-        (pl.col("flags").cast(pl.Int64) & int(Quality.CONFLICT)) != 0
-    )
+    rows = store.current(day).filter((pl.col("flags").cast(pl.Int64) & int(Quality.CONFLICT)) != 0)
     assert rows.select("meter_id", "interval_end").rows() == [(1, first.interval_end[40])]

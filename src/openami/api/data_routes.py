@@ -234,9 +234,7 @@ def _reads(
         .dt.replace_time_zone("UTC")
         .alias("interval_end"),
         "value_wh",
-        pl.col("origin").replace_strict(
-            ORIGINS, return_dtype=pl.String
-        ),
+        pl.col("origin").replace_strict(ORIGINS, return_dtype=pl.String),
         "version",
         pl.col("quality").list.join(" ").alias("quality"),
         "espi_quality",

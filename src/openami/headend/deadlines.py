@@ -13,6 +13,7 @@ the supervisor sums them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,22 @@ class DeadlineShares:
     at_all: float
 
 
+def mapped_zeros(path: Path, shape: tuple[int, ...], *, keep: bool) -> IntArray:
+    """An int64 table in ``path``, memory-mapped for writing, that other processes read.
+
+    With ``keep`` a table already there is taken as it is; otherwise it starts again at
+    zeros. A new file is written aside and renamed into place, so a reader, or the next
+    start after a SIGKILL, never finds it empty or half written."""
+    if not (keep and path.exists()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with fresh.open("wb") as out:
+            np.save(out, np.zeros(shape, dtype=np.int64))
+        os.replace(fresh, path)
+    table: IntArray = np.load(path, mmap_mode="r+")
+    return table
+
+
 class DeadlineStats:
     def __init__(self, step_s: int, slots: int = 192, path: Path | None = None) -> None:
         self.step_s = step_s
@@ -46,10 +63,7 @@ class DeadlineStats:
         if path is None:
             self.table: IntArray = np.zeros((slots, 1 + _BANDS), dtype=np.int64)
         else:
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.save(path, np.zeros((slots, 1 + _BANDS), dtype=np.int64))
-            self.table = np.load(path, mmap_mode="r+")
+            self.table = mapped_zeros(path, (slots, 1 + _BANDS), keep=True)
         # column 0: the interval number the slot holds (0: empty); then the bands
 
     def record(self, interval_ends: IntArray, now_s: float) -> None:

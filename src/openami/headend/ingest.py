@@ -192,8 +192,10 @@ class Ingest:
             apdu = decode_apdu(plain)
             if isinstance(apdu, DataNotification):
                 self._notification(meter_id, apdu)
-            elif isinstance(apdu, GetResponseNormal) and self.on_response is not None and (
-                (entries := self.on_response(meter_id, apdu)) is not None
+            elif (
+                isinstance(apdu, GetResponseNormal)
+                and self.on_response is not None
+                and ((entries := self.on_response(meter_id, apdu)) is not None)
             ):
                 for entry in entries:
                     self.reads.add(meter_id, entry, ReadSource.RECOLLECT)

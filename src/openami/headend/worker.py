@@ -39,7 +39,7 @@ from openami.bus.contract import (
     reads_subject,
 )
 from openami.bus.factory import bus_from_url
-from openami.headend.deadlines import DeadlineStats
+from openami.headend.deadlines import DeadlineStats, mapped_zeros
 from openami.headend.push_batch import PushBatchIngest, split_by_shard
 from openami.headend.shipment import load_shipment
 from openami.log import get_logger
@@ -76,10 +76,17 @@ class WorkerStats:
     SIZE = len(Stat)
 
     def __init__(self, path: Path, create: bool = False) -> None:
-        if create or not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, np.zeros(self.SIZE, dtype=np.int64))
-        self.values: npt.NDArray[np.int64] = np.load(path, mmap_mode="r+")
+        """``create`` (the worker itself): a fresh file of zeros, mapped for writing.
+        Otherwise (a reader such as the supervisor) the file as it is, read-only, or zeros
+        when the worker has not written it yet; a reader never creates it, so it cannot
+        replace the file a worker has just mapped."""
+        self.values: npt.NDArray[np.int64]
+        if create:
+            self.values = mapped_zeros(path, (self.SIZE,), keep=False)
+        elif path.exists():
+            self.values = np.load(path, mmap_mode="r")
+        else:
+            self.values = np.zeros(self.SIZE, dtype=np.int64)
 
     def __getitem__(self, stat: Stat) -> int:
         return int(self.values[stat])
