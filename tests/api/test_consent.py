@@ -140,7 +140,7 @@ def test_an_expired_consent_reads_nothing(client: TestClient, api: ApiState) -> 
         third, code, REDIRECT, now - timedelta(days=1) + timedelta(minutes=1)
     )
     assert exchanged is not None
-    token, _ = exchanged
+    token = exchanged.access
     answer = client.get("/api/v1/meters", headers=bearer(token))
     assert answer.status_code == 401 and "expired" in answer.json()["detail"]
 

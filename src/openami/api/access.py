@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from openami.api.store import ApiStore, Consent, Role
 
-__all__ = ["Caller", "Denied", "Limits", "RateLimiter", "identify"]
+__all__ = ["Caller", "Denied", "Limits", "RateLimiter", "client_credentials", "identify"]
 
 
 class Denied(Exception):
@@ -117,6 +117,18 @@ def _basic(header: str) -> tuple[str, str] | None:
         return None
     user, sep, password = raw.partition(":")
     return (user, password) if sep else None
+
+
+def client_credentials(
+    authorization: str | None, client_id: str | None = None, client_secret: str | None = None
+) -> tuple[str, str] | None:
+    """A third party's (client_id, client_secret): from HTTP Basic (client_secret_basic),
+    else from the form's fields; None when neither is given whole."""
+    if authorization and authorization.lower().startswith("basic "):
+        return _basic(authorization)
+    if client_id and client_secret:
+        return client_id, client_secret
+    return None
 
 
 def identify(

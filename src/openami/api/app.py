@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from openami import __version__
 from openami.api import (
+    application_routes,
     data_routes,
     energy_routes,
     espi_routes,
@@ -39,6 +40,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(oauth_routes.router)
     app.include_router(data_routes.router)
     app.include_router(espi_routes.router)
+    app.include_router(application_routes.router)
     app.include_router(order_routes.router)
     app.include_router(energy_routes.router)
     app.include_router(subscription_routes.router)
@@ -49,7 +51,8 @@ def create_app(state: ApiState) -> FastAPI:
             data_routes.audit(request, getattr(request.state, "caller", None), exc.status, 0)
         headers = {"Retry-After": f"{max(1, round(exc.retry_after))}"} if exc.retry_after else {}
         if exc.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="openami"'
+            basic = "/ApplicationInformation/" in request.url.path  # client credentials
+            headers["WWW-Authenticate"] = f'{"Basic" if basic else "Bearer"} realm="openami"'
         return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
 
     def openapi() -> dict[str, Any]:
@@ -68,6 +71,7 @@ def create_app(state: ApiState) -> FastAPI:
                         "authorizationCode": {
                             "authorizationUrl": "/oauth/authorize",
                             "tokenUrl": "/oauth/token",
+                            "refreshUrl": "/oauth/token",
                             "scopes": {
                                 "FB=1_3_4_5_13_14;IntervalDuration=1800;BlockDuration=daily;"
                                 "HistoryLength=34128000": "Green Button interval data",
@@ -76,6 +80,11 @@ def create_app(state: ApiState) -> FastAPI:
                     },
                 },
                 "customerLogin": {"type": "http", "scheme": "basic"},
+                "clientCredentials": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "A third party's client_id and client_secret.",
+                },
             }
             app.openapi_schema = schema
         return app.openapi_schema

@@ -41,6 +41,6 @@ AUTHORIZE_ERRORS = _doc(
 )
 TOKEN_ERRORS = _doc(
     OAuthError,
-    s400="RFC 6749 error: invalid_grant, unsupported_grant_type.",
+    s400="RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type.",
     s401="invalid_client: client authentication failed.",
 )

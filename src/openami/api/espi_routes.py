@@ -112,6 +112,7 @@ def authorization(request: Request, who: Who, authorization_id: str) -> Response
         resource_uri=f"{base}/espi/1_1/resource/Batch/Subscription/{consent.consent_id}",
         authorization_uri=f"{base}/espi/1_1/resource/Authorization/{consent.consent_id}",
         customer_resource_uri=f"{base}/espi/1_1/resource/Batch/Subscription/{consent.consent_id}",
+        application_information_id=consent.client_id,
     )
     audit(request, who, 200, 1)
     return Response(

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from openami.api.access import Denied, _basic
+from openami.api.access import Denied, client_credentials
 from openami.api.errors_doc import AUTHORIZE_ERRORS, TOKEN_ERRORS
 from openami.api.scope import DEFAULT_SCOPE, Scope
 from openami.api.state import ApiState
@@ -143,10 +143,7 @@ def _client(
     api: ApiState, request: Request, client_id: str | None, client_secret: str | None
 ) -> Client | None:
     """The client authenticated by HTTP Basic or by client_id/client_secret in the form."""
-    header = request.headers.get("authorization", "")
-    pair = _basic(header) if header.lower().startswith("basic ") else None
-    if pair is None and client_id and client_secret:
-        pair = (client_id, client_secret)
+    pair = client_credentials(request.headers.get("authorization"), client_id, client_secret)
     return api.store.client(*pair) if pair is not None else None
 
 
@@ -155,33 +152,45 @@ _INVALID_CLIENT = {"error": "invalid_client"}
 
 @router.post(
     "/oauth/token",
-    summary="Exchange an authorization code for an access token",
+    summary="Exchange an authorization code or a refresh token for new tokens",
     responses=TOKEN_ERRORS,
 )
 def token(
     request: Request,
-    grant_type: Annotated[str, Form()],
-    code: Annotated[str, Form()],
-    redirect_uri: Annotated[str, Form()],
+    grant_type: Annotated[str, Form(description="authorization_code or refresh_token")],
+    code: Annotated[str | None, Form()] = None,
+    redirect_uri: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
 ) -> JSONResponse:
+    """RFC 6749: ``authorization_code`` (with ``code`` and ``redirect_uri``) after the
+    consent page, ``refresh_token`` (with ``refresh_token``) later. Each answer carries a
+    new refresh token; the one used is spent, and so is the previous access token."""
     api = _state(request)
-    if grant_type != "authorization_code":
+    if grant_type not in ("authorization_code", "refresh_token"):
         return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+    by_code = grant_type == "authorization_code"
+    if (by_code and not (code and redirect_uri)) or (not by_code and not refresh_token):
+        return JSONResponse({"error": "invalid_request"}, status_code=400)
     client = _client(api, request, client_id, client_secret)
     if client is None:
         return JSONResponse(_INVALID_CLIENT, status_code=401)
     now = datetime.now(UTC)
-    exchanged = api.store.exchange(client, code, redirect_uri, now)
-    if exchanged is None:
+    tokens = (
+        api.store.exchange(client, code or "", redirect_uri or "", now)
+        if by_code
+        else api.store.refresh(client, refresh_token or "", now)
+    )
+    if tokens is None:
         return JSONResponse({"error": "invalid_grant"}, status_code=400)
-    access, consent = exchanged
+    consent = tokens.consent
     return JSONResponse(
         {
-            "access_token": access,
+            "access_token": tokens.access,
             "token_type": "Bearer",
             "expires_in": int((consent.expires_at - now).total_seconds()),
+            "refresh_token": tokens.refresh,
             "scope": consent.scope,
             "resourceURI": f"/espi/1_1/resource/Batch/Subscription/{consent.consent_id}",
             "authorizationURI": f"/espi/1_1/resource/Authorization/{consent.consent_id}",

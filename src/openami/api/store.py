@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -48,6 +48,8 @@ __all__ = [
     "OperatorKey",
     "Role",
     "ServiceOrder",
+    "Tokens",
+    "registration_token",
 ]
 
 COMPONENT, SCHEMA_VERSION = "api", 1
@@ -95,6 +97,15 @@ consent = Table(
     Column("code_expires_at", UtcDateTime),
     Column("redirect_uri", String(512), nullable=False),
     Column("token_hash", String(64), unique=True),
+)
+oauth_refresh = Table(  # refresh tokens: each is spent by its use, a new one comes back
+    "oauth_refresh",
+    metadata,
+    Column("refresh_hash", String(64), primary_key=True),
+    Column("consent_id", String(32), nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime),
 )
 access_log = Table(
     "access_log",
@@ -209,6 +220,7 @@ class Client:
     client_id: str
     name: str
     redirect_uri: str
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,12 @@ class Consent:
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
+
+
+class Tokens(NamedTuple):
+    access: str
+    refresh: str
+    consent: Consent
 
 
 @dataclass(frozen=True)
@@ -257,6 +275,23 @@ class AccessRecord:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _refresh_row(refresh: str, consent_id: str, client: Client, now: datetime) -> Any:
+    return insert(oauth_refresh).values(
+        refresh_hash=_digest(refresh),
+        consent_id=consent_id,
+        client_id=client.client_id,
+        created_at=now,
+    )
+
+
+def registration_token(client_id: str, secret: str) -> str:
+    """The client's ESPI registration access token. It is derived from the client secret
+    rather than stored: the store keeps only the secret's digest, yet a client that proves
+    its secret gets the same token each time, and a new secret would give a new token."""
+    mac = hmac.new(secret.encode(), f"espi-registration:{client_id}".encode(), "sha256")
+    return "rat_" + mac.hexdigest()
 
 
 def _password_hash(password: str, salt: str) -> str:
@@ -324,7 +359,7 @@ class ApiStore:
             raise ConfigError(
                 f"--redirect-uri {redirect_uri!r} must be https:// (or http:// on loopback)"
             )
-        client = Client("cl_" + secrets.token_hex(12), name, redirect_uri)
+        client = Client("cl_" + secrets.token_hex(12), name, redirect_uri, _now())
         secret = "cs_" + secrets.token_urlsafe(32)
         self._run(
             "register a client",
@@ -333,7 +368,7 @@ class ApiStore:
                 secret_hash=_digest(secret),
                 name=name,
                 redirect_uri=redirect_uri,
-                created_at=_now(),
+                created_at=client.created_at,
             ),
         )
         return client, secret
@@ -348,7 +383,7 @@ class ApiStore:
         row = rows[0]
         if secret is not None and not hmac.compare_digest(row.secret_hash, _digest(secret)):
             return None
-        return Client(row.client_id, row.name, row.redirect_uri)
+        return Client(row.client_id, row.name, row.redirect_uri, row.created_at)
 
     # -- customers' logins -----------------------------------------------------------------
 
@@ -413,9 +448,10 @@ class ApiStore:
 
     def exchange(
         self, client: Client, code: str, redirect_uri: str, now: datetime
-    ) -> tuple[str, Consent] | None:
-        """The access token for a code issued to ``client`` (once: the code is spent)."""
-        token = "at_" + secrets.token_urlsafe(32)
+    ) -> Tokens | None:
+        """The access and refresh tokens for a code issued to ``client`` (once: the code
+        is spent)."""
+        token, refresh = "at_" + secrets.token_urlsafe(32), "rt_" + secrets.token_urlsafe(32)
         try:
             with write_transaction(self.engine) as conn:
                 row = conn.execute(
@@ -435,9 +471,44 @@ class ApiStore:
                     .where(consent.c.consent_id == row.consent_id)
                     .values(code_hash=None, code_expires_at=None, token_hash=_digest(token))
                 )
+                conn.execute(_refresh_row(refresh, row.consent_id, client, now))
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot exchange a code: {why(exc)}") from None
-        return token, _consent(row)
+        return Tokens(token, refresh, _consent(row))
+
+    def refresh(self, client: Client, refresh: str, now: datetime) -> Tokens | None:
+        """New tokens for a refresh token issued to ``client``, while its consent holds.
+        The refresh token is spent and the consent's previous access token stops working
+        (rotation: a stolen pair is good for one use at most)."""
+        token, fresh = "at_" + secrets.token_urlsafe(32), "rt_" + secrets.token_urlsafe(32)
+        try:
+            with write_transaction(self.engine) as conn:
+                spent = conn.execute(
+                    update(oauth_refresh)
+                    .where(
+                        oauth_refresh.c.refresh_hash == _digest(refresh),
+                        oauth_refresh.c.client_id == client.client_id,
+                        oauth_refresh.c.used_at.is_(None),
+                    )
+                    .values(used_at=now)
+                    .returning(oauth_refresh.c.consent_id)
+                ).first()
+                if spent is None:
+                    return None
+                row = conn.execute(
+                    select(consent).where(consent.c.consent_id == spent.consent_id)
+                ).first()
+                if row is None or not _consent(row).active(now):
+                    return None  # the transaction still spends the refresh token
+                conn.execute(
+                    update(consent)
+                    .where(consent.c.consent_id == row.consent_id)
+                    .values(token_hash=_digest(token))
+                )
+                conn.execute(_refresh_row(fresh, row.consent_id, client, now))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot refresh a token: {why(exc)}") from None
+        return Tokens(token, fresh, _consent(row))
 
     def consent_of_token(self, token: str) -> Consent | None:
         rows = self._all(
