@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ import msgspec
 
 from openami.errors import ConfigError
 
-__all__ = ["Config", "DemoConfig", "LogConfig", "load_config"]
+__all__ = ["Config", "DemoConfig", "LogConfig", "load_config", "read_toml"]
 
 ENV_PREFIX = "OPENAMI_"
 DEFAULT_FILE = Path("openami.toml")
@@ -113,3 +114,24 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         culprit = next((var for p, var in origin.items() if text.endswith(f"`{p}`")), None)
         where = f"from environment variable {culprit}" if culprit else "from the environment"
         raise ConfigError(f"invalid configuration {where}: {text}") from None
+
+
+def read_toml(path: Path | None, package: str, name: str, what: str) -> tuple[dict[str, Any], str]:
+    """A TOML table file: ``path``, or the file ``name`` shipped in ``package`` when no path
+    is given. Returns the data and where it came from (for error messages); a file that
+    cannot be read or is not TOML is a ``ConfigError`` naming it and ``what`` it holds."""
+    if path is None:
+        source = f"{package}/{name}"
+        text = resources.files(package).joinpath(name).read_text("utf-8")
+    else:
+        source = str(path)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read the {what}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: the {what} is not UTF-8 text: {exc}") from None
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None

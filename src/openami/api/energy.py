@@ -17,12 +17,10 @@ tariff book: illustrative prices, not any utility's published rate.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +28,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from openami.bus.contract import Channel
+from openami.config import read_toml
 from openami.errors import AmiError, ConfigError
 from openami.mdm.billing import (
     INTERVAL_S,
@@ -297,19 +296,7 @@ class PriceBook:
 def load_prices(book: TariffBook, path: Path | None = None) -> PriceBook:
     """The price table in ``path``, or the illustrative one shipped beside the tariff book
     (``openami/mdm/billing/prices.toml``), checked against ``book``."""
-    if path is None:
-        source = "openami.mdm.billing/prices.toml"
-        text = resources.files("openami.mdm.billing").joinpath("prices.toml").read_text("utf-8")
-    else:
-        source = str(path)
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read the price file: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    data, source = read_toml(path, "openami.mdm.billing", "prices.toml", "price file")
     return parse_prices(data, book, source)
 
 

@@ -9,11 +9,9 @@ typo shows up when the file is read, not as a silently zero period on a bill.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import polars as pl
 
+from openami.config import read_toml
 from openami.errors import ConfigError
 
 __all__ = [
@@ -124,19 +123,7 @@ class TariffBook:
 def load_tariffs(path: Path | None = None) -> TariffBook:
     """The tariff book in ``path``, or the one shipped with openami (``tariffs.toml`` in this
     package) when no path is given."""
-    if path is None:
-        source = "openami.mdm.billing/tariffs.toml"
-        text = resources.files("openami.mdm.billing").joinpath("tariffs.toml").read_text("utf-8")
-    else:
-        source = str(path)
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read the tariff file: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    data, source = read_toml(path, "openami.mdm.billing", "tariffs.toml", "tariff file")
     return parse_tariffs(data, source)
 
 
