@@ -93,7 +93,8 @@ def _raw_only(demo: Path, to: Path) -> Path:
     for name in ("validated_reads", "vee_stats", "vee_gaps"):
         shutil.rmtree(to / "lake" / name, ignore_errors=True)
     lost = pa.array(LOST, pa.timestamp("s", "UTC"))
-    for path in (to / "lake" / "interval_reads" / f"day={DAY}").glob("shard=*/part-*.parquet"):
+    # the demo compacted its days: one file per shard folder, rewritten in place here
+    for path in (to / "lake" / "interval_reads" / f"day={DAY}").glob("shard=*/*.parquet"):
         table = pq.read_table(path)
         gone = pc.and_(
             pc.equal(table["meter_id"], LOST_METER),

@@ -42,6 +42,7 @@ def _result(**changes: object) -> DemoResult:
         contracts=1000,
         bill_ready=1000,
         billed_kwh_by_period={"day": 17_943.7, "night": 4_560.5},
+        lake_files=(157, 3),
         alarms={
             "outages": 1,
             "outages_open": 0,

@@ -55,6 +55,7 @@ from openami.bus.contract import (
     encode_message,
 )
 from openami.bus.nats import JetStreamBus
+from openami.store.lake import IntervalLake
 from tests.processes import free_headend_port, nats_reason, openami
 
 pytestmark = [pytest.mark.slow, pytest.mark.nats]
@@ -234,7 +235,7 @@ class System:
 
     def reads(self, meters: list[int], channel: Channel) -> dict[int, dict[int, tuple[int, int]]]:
         """Per meter, interval end -> (value, source) of the stored reads of ``channel``."""
-        files = sorted(self.lake.glob("interval_reads/day=*/shard=*/part-*.parquet"))
+        files = IntervalLake(self.lake).files()
         out: dict[int, dict[int, tuple[int, int]]] = {m: {} for m in meters}
         if not files:
             return out
@@ -576,7 +577,7 @@ def test_every_command_ran_once_with_one_outcome(system: System) -> None:
 
     _wait_for("a push of meter 32 after its time sync", pushed_since_sync, 30.0, every=0.5)
     con = duckdb.connect()
-    files = [str(f) for f in system.lake.glob("interval_reads/day=*/shard=*/part-*.parquet")]
+    files = [str(f) for f in IntervalLake(system.lake).files()]
     outside, misaligned = con.execute(
         "SELECT count(*) FILTER (WHERE e < ? OR e > ?), count(*) FILTER (WHERE (e - ?) % ? <> 0) "
         "FROM (SELECT epoch(interval_end)::BIGINT AS e FROM read_parquet(?))",

@@ -109,6 +109,7 @@ class DemoResult:
     contracts: int = 0  # one per meter, over the run, on the time-of-use plan
     bill_ready: int = 0
     billed_kwh_by_period: dict[str, float] = field(default_factory=dict)
+    lake_files: tuple[int, int] = (0, 0)  # the raw lake's files before and after compaction
     load_curve: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -377,6 +378,7 @@ def run_demo(params: DemoParams, progress: Progress | None = None) -> DemoResult
         contracts=mdm_outcome.contracts,
         bill_ready=mdm_outcome.bill_ready,
         billed_kwh_by_period=mdm_outcome.period_kwh,
+        lake_files=(mdm_outcome.lake_files_before, mdm_outcome.lake_files_after),
         deadlines=DeadlineStats.overall(
             DeadlineStats.shares([headend.deadlines.table], step, int(meter_ids.size))
         ),

@@ -28,6 +28,7 @@ __all__ = ["app"]
 
 from openami.cli.mdm_alarms_cmd import _alarm_line, _nowhere, alarms_command
 from openami.cli.mdm_billing_cmd import billing
+from openami.cli.mdm_compact_cmd import compact
 from openami.cli.mdm_query_cmd import query
 from openami.cli.mdm_shared import _reflowed, _registry
 from openami.cli.mdm_vee_cmd import vee
@@ -73,6 +74,14 @@ def run(
     duration: Annotated[
         float | None, typer.Option(min=0.1, help="Stop after this many seconds.")
     ] = None,
+    compact_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Every this many seconds, compact the lake's days before the newest day "
+            "stored (`openami mdm compact`); 0: never.",
+        ),
+    ] = 3600.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final statistics as one JSON object.")
     ] = False,
@@ -93,8 +102,10 @@ def run(
     from openami.mdm.event_ingest import EventIngest
     from openami.mdm.ingest import ReadIngest
     from openami.mdm.recollect import GapWatcher
+    from openami.store.compaction import compact_day
     from openami.store.events import EventStore
     from openami.store.lake import IntervalLake
+    from openami.store.validated import day_of
 
     plan = load_scenario(scenario)
     err = Console(stderr=True)
@@ -117,8 +128,8 @@ def run(
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    began = last_data = last_line = time.monotonic()
-    stored = 0
+    began = last_data = last_line = last_compaction = time.monotonic()
+    stored = compacted = 0
     span = lake.interval_span()  # what an earlier run stored
     first_end, last_end = span if span is not None else (None, None)
     step = plan.interval_minutes * 60
@@ -171,6 +182,11 @@ def run(
                     f"{now - began:,.0f} s: {stored:,} reads stored, {ingest.duplicates:,} "
                     f"duplicates absorbed, {watcher.requests:,} collections asked for"
                 )
+            if compact_every and last_end is not None and now - last_compaction >= compact_every:
+                last_compaction = now
+                newest = day_of(last_end)  # days before the newest are closed, in data time
+                for day in (d for d in lake.days() if d < newest):
+                    compacted += compact_day(lake, day).compacted
             if duration is not None and now - began >= duration:
                 break
             done = last_requests == 0 or not watcher.due(
@@ -190,6 +206,7 @@ def run(
             "alarms_open": len(alarms.alarms(open_only=True)),
             "dead_letters": len(ingest.dead_letters),
             "gap_checks": watcher.checks,
+            "shard_folders_compacted": compacted,
             "collections_requested": watcher.requests,
             "first_interval_end": first_end,
             "last_interval_end": last_end,
@@ -202,3 +219,4 @@ app.command()(vee)
 app.command()(billing)
 app.command()(query)
 app.command("alarms")(alarms_command)
+app.command()(compact)

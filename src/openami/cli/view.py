@@ -29,6 +29,7 @@ def summary_table(result: DemoResult) -> Table:
         ),
         ("rejected by head-end / meters", _rejected(result.rejected)),
         ("reads in by T+10 min / T+1 h / T+24 h", _deadlines(result.deadlines)),
+        ("lake files before / after compaction", "{:,} / {:,}".format(*result.lake_files)),
         ("intervals valid after VEE / failing", f"{result.vee_valid:,} / {result.vee_failed:,}"),
         ("VEE findings", _findings(result.vee_findings)),
         ("alarms: outages (meters, customers) / tamper", _alarms(result.alarms)),

@@ -1,7 +1,8 @@
 """The interval data lake: Parquet files partitioned by day and meter shard, queried with
 DuckDB.
 
-Layout: ``interval_reads/day=YYYY-MM-DD/shard=NNNNN/part-*.parquet``, where the shard is
+Layout: ``interval_reads/day=YYYY-MM-DD/shard=NNNNN/part-*.parquet`` (and, once a closed
+day is compacted, ``compact-*.parquet``: ``store/compaction``), where the shard is
 ``meter_id // SHARD_METERS``: a range of meter ids, so that VEE and billing, which work on
 a chunk of consecutive meters, read only their shards' files instead of filtering the whole
 day.
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openami.errors import StoreError
+from openami.store.shard_files import PART_PREFIX, live_files, locked, next_stamp
 
 __all__ = [
     "READ_SCHEMA",
@@ -246,8 +248,10 @@ class IntervalLake:
 
     @staticmethod
     def _atomic_write(folder: Path, table: pa.Table) -> None:
-        name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-        write_parquet_atomically(folder, name, table)
+        # named, written and renamed under the folder's shared lock (store/shard_files)
+        with locked(folder, exclusive=False):
+            name = f"{PART_PREFIX}{next_stamp(folder)}-{uuid.uuid4().hex[:8]}.parquet"
+            write_parquet_atomically(folder, name, table)
 
     @staticmethod
     def _day_name(day: int) -> str:
@@ -286,7 +290,10 @@ class IntervalLake:
     # --- reading ---------------------------------------------------------------------------
 
     def files(self) -> list[Path]:
-        return sorted(self.reads_dir.glob("day=*/shard=*/part-*.parquet"))
+        """Every file holding reads (``shard_files.live_files`` of each shard folder)."""
+        return sorted(
+            f for folder in self.reads_dir.glob("day=*/shard=*") for f in live_files(folder)
+        )
 
     def days(self) -> list[date]:
         """The days the lake holds reads of, in order."""
@@ -296,21 +303,23 @@ class IntervalLake:
                 day = date.fromisoformat(folder.name.removeprefix("day="))
             except ValueError:
                 continue  # not a folder of ours
-            if any(folder.glob("shard=*/part-*.parquet")):
+            if any(live_files(shard) for shard in folder.glob("shard=*")):
                 days.append(day)
         return days
+
+    def shard_folders(self, day: date) -> list[Path]:
+        """The shard folders of ``day``, in shard order."""
+        return sorted((self.reads_dir / f"day={day.isoformat()}").glob("shard=*"))
 
     def day_files(self, day: date, meters: tuple[int, int] | None = None) -> list[Path]:
         """The files of ``day``; with ``meters`` (first, last id), only those of the shards
         that can hold them."""
         folder = self.reads_dir / f"day={day.isoformat()}"
         if meters is None:
-            return sorted(folder.glob("shard=*/part-*.parquet"))
+            return sorted(f for shard in self.shard_folders(day) for f in live_files(shard))
         first, last = shard_of(meters[0]), shard_of(meters[1])
         return sorted(
-            f
-            for shard in range(first, last + 1)
-            for f in (folder / f"shard={shard:05d}").glob("part-*.parquet")
+            f for shard in range(first, last + 1) for f in live_files(folder / f"shard={shard:05d}")
         )
 
     def connect(self) -> duckdb.DuckDBPyConnection:

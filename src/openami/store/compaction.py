@@ -1,0 +1,135 @@
+"""Compaction of the raw lake: a shard folder's many small files made one.
+
+Ingest writes one file per flush and (day, shard) touched, so a day fills with thousands
+of small files; every scan then pays to open each. ``compact_day`` rewrites each shard
+folder's live files as one ``compact-UPTO-*.parquet``, sorted by meter, channel, interval
+end and version (so row-group statistics prune well), holding exactly their rows: every
+version of every read stays, nothing is merged away. It commits with one atomic rename
+(``store/shard_files`` has the rule readers follow), so a reader sees the old files or the
+new one, never both and never neither, and a crash at any point loses nothing.
+
+The files it replaced are removed on a later pass, once the compact file is ``grace``
+old: a reader that listed the folder just before the rename may still be reading them.
+Reads arriving for a compacted day (re-collection, late pushes) go to new parts beside
+the compact file, and the next pass folds them in.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from openami.errors import StoreError
+from openami.store.lake import IntervalLake, write_parquet_atomically
+from openami.store.shard_files import (
+    COMPACT_PREFIX,
+    listing,
+    locked,
+    record_upto,
+)
+
+__all__ = ["DEFAULT_GRACE", "CompactionReport", "compact_day"]
+
+DEFAULT_GRACE = timedelta(minutes=10)
+ROW_GROUP = 1 << 20
+_SORT = [
+    ("meter_id", "ascending"),
+    ("channel", "ascending"),
+    ("interval_end", "ascending"),
+    ("version", "ascending"),
+]
+
+
+@dataclass
+class CompactionReport:
+    day: date
+    shards: int = 0  # shard folders looked at
+    compacted: int = 0  # shard folders rewritten as one file
+    files_before: int = 0  # live files before, in the folders rewritten
+    rows: int = 0  # rows rewritten (the same rows, in one file per folder)
+    bytes_before: int = 0
+    bytes_after: int = 0
+    removed: int = 0  # superseded files deleted (of this pass or an earlier one)
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # folders left as they were, and why
+
+
+def _remove_superseded(folder: Path, grace: timedelta) -> int:
+    """Delete the files the newest compact file holds, once it is ``grace`` old."""
+    found = listing(folder)
+    if not found.compacts:
+        return 0
+    newest = found.compacts[-1][1]
+    try:
+        age = time.time() - newest.stat().st_mtime
+    except FileNotFoundError:
+        return 0
+    if age < grace.total_seconds():
+        return 0
+    removed = 0
+    for path in found.superseded():
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass  # another pass removed it
+    # temporary files a crashed writer or compaction left, long enough ago
+    for stale in folder.glob(".*.tmp"):
+        try:
+            if time.time() - stale.stat().st_mtime > 3600:
+                stale.unlink()
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _compact_folder(folder: Path, report: CompactionReport, min_files: int) -> None:
+    with locked(folder, exclusive=True):
+        # every part named before this point is whole: writers hold the lock shared
+        found = listing(folder)
+        live = found.live()
+        newer = [(s, p) for s, p in found.parts if found.upto is None or s > found.upto]
+        if len(live) < min_files or not newer:
+            report.skipped.append(f"{folder.name}: {len(live)} file(s)")
+            return
+        upto = newer[-1][0]
+        record_upto(folder, upto)  # a writer's clock stepped back cannot name before it
+    before = sum(p.stat().st_size for p in live)
+    try:
+        table = pq.read_table(live, partitioning=None).sort_by(_SORT)
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {folder} to compact it: {exc}") from None
+    name = f"{COMPACT_PREFIX}{upto}-{uuid.uuid4().hex[:8]}.parquet"
+    written = write_parquet_atomically(folder, name, table, ROW_GROUP)
+    report.compacted += 1
+    report.files_before += len(live)
+    report.rows += table.num_rows
+    report.bytes_before += before
+    report.bytes_after += written.stat().st_size
+
+
+def compact_day(
+    lake: IntervalLake,
+    day: date,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+    min_files: int = 2,
+) -> CompactionReport:
+    """Compact every shard folder of ``day`` holding at least ``min_files`` live files;
+    remove what earlier passes superseded, once ``grace`` has passed (zero: at once, for a
+    lake no one else is reading)."""
+    began = time.perf_counter()
+    report = CompactionReport(day)
+    for folder in lake.shard_folders(day):
+        report.shards += 1
+        report.removed += _remove_superseded(folder, grace)
+        _compact_folder(folder, report, min_files)
+        if grace <= timedelta(0):
+            report.removed += _remove_superseded(folder, grace)
+    report.seconds = time.perf_counter() - began
+    return report
