@@ -36,20 +36,16 @@ same validated store content and the same determinants as the in-process one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
-from openami.bus.contract import CollectRequest
-from openami.errors import AmiError, ConfigError, StoreError
+from openami.errors import AmiError, ConfigError
 from openami.mdm.billing import (
     BillingCalendar,
     BillingMonth,
@@ -63,11 +59,8 @@ from openami.mdm.billing import (
     merge_partials,
 )
 from openami.mdm.billing.frames import check_contracts
-from openami.mdm.vee.config import VeeConfig, default_config
-from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
-from openami.mdm.vee.grid import GridBuilder, GridInfo
-from openami.mdm.vee.history import trailing_stats
-from openami.mdm.vee.run import RunSummary, _profile_loader, day_start, feed_lake
+from openami.mdm.vee.config import VeeConfig
+from openami.mdm.vee.run import RunSummary, run_day
 from openami.store.lake import IntervalLake
 from openami.store.validated import KEY, ValidatedStore, latest_versions
 
@@ -76,14 +69,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_WORKERS",
-    "ChunkOutcome",
     "InProcess",
     "Runner",
     "billing_for_cycle",
     "cycle_span",
     "open_runner",
     "run_vee_day",
-    "vee_chunk",
 ]
 
 M = "meter_id"
@@ -217,89 +208,6 @@ def open_runner(
 # --- VEE of a day -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChunkOutcome:
-    """What one VEE chunk reports back to the driver."""
-
-    meters: int
-    reads: int
-    written: int
-    requests: list[CollectRequest]
-    gaps: pl.DataFrame
-    stats: pl.DataFrame
-    counts: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-def _trailing_history(
-    store: ValidatedStore, day: date, days: int, first: int, last: int
-) -> pl.DataFrame | None:
-    """``trailing_stats`` of the meters ``first..last`` over the ``days`` days before
-    ``day`` (None when no day has statistics, as ``run_day`` has it)."""
-    paths = [
-        path
-        for back in range(1, days + 1)
-        if (
-            path := store.stats_dir / f"day={day - timedelta(days=back)}" / "stats.parquet"
-        ).is_file()
-    ]
-    if not paths:
-        return None
-    try:
-        daily = pl.scan_parquet(paths).filter(pl.col(M).is_between(first, last)).collect()
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise StoreError(f"cannot read the VEE statistics before {day}: {exc}") from None
-    return trailing_stats(daily)
-
-
-def vee_chunk(
-    lake_root: Path,
-    store_root: Path,
-    day: date,
-    step_s: int,
-    meter_ids: npt.NDArray[np.int64],
-    attributes: pl.DataFrame,
-    gaps: pl.DataFrame | None,
-    has_versions: bool,
-    config: VeeConfig,
-    now: int,
-) -> ChunkOutcome:
-    """VEE of one chunk of meters (sorted ids, interval ``step_s``) of ``day``: the raw
-    reads from the lake at ``lake_root``, the changed versions appended to the validated
-    store at ``store_root``. The body of ``vee.run.run_day``'s loop, as a task."""
-    started = time.perf_counter()
-    lake = IntervalLake(lake_root)
-    store = ValidatedStore(store_root)
-    info = GridInfo(day_start(day), step_s, 86_400 // step_s)
-    builder = GridBuilder(
-        meter_ids, info, grid_s=config.grid_s, future_tolerance_s=config.future_tolerance_s
-    )
-    first, last = int(meter_ids[0]), int(meter_ids[-1])
-    history = _trailing_history(store, day, config.history_days, first, last)
-    feed_lake(builder, lake, day, first, last)
-    result = validate_partition(
-        builder,
-        attributes,
-        config,
-        now,
-        history=history,
-        profile=_profile_loader(store, day, info, config.estimation.profile_weeks),
-        gaps=gaps,
-    )
-    current = store.current(day, pl.Series(meter_ids)) if has_versions else None
-    written = store.append(new_versions(result.reads, current))
-    return ChunkOutcome(
-        meters=int(meter_ids.size),
-        reads=builder.placed,
-        written=written,
-        requests=result.requests,
-        gaps=result.gaps,
-        stats=result.stats,
-        counts=result.counts,
-        seconds=time.perf_counter() - started,
-    )
-
-
 def run_vee_day(
     lake: IntervalLake,
     store: ValidatedStore,
@@ -313,67 +221,20 @@ def run_vee_day(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """VEE of ``day`` for the meters in ``attributes`` (as ``vee.run.run_day``: columns
-    ``meter_id``, optional ``interval_s``, ``has_pv``, ``occupied``, ``contract_amps``),
-    chunk by chunk of ``chunk_meters`` meters, on ``scheduler`` (module docstring).
+    """``vee.run.run_day`` with its chunks on ``scheduler`` (module docstring).
     ``progress(meters_done, meters_total)`` is called in this process as chunks finish."""
-    if chunk_meters < 1:
-        raise ConfigError(f"chunk_meters must be positive, not {chunk_meters}")
-    started = time.perf_counter()
-    config = config or default_config()
-    attrs = attributes.sort(M)
-    if "interval_s" not in attrs.columns:
-        attrs = attrs.with_columns(interval_s=pl.lit(1800, dtype=pl.Int32))
-    book = store.load_gaps(day)
-    has_versions = bool(store.files(day))
-    calls: list[tuple[Any, ...]] = []
-    for (interval_s,), group in attrs.group_by("interval_s", maintain_order=True):
-        step = int(str(interval_s))
-        ids = group[M].to_numpy()
-        for lo in range(0, ids.size, chunk_meters):
-            chunk = np.ascontiguousarray(ids[lo : lo + chunk_meters], dtype=np.int64)
-            in_chunk = pl.col(M).is_between(int(chunk[0]), int(chunk[-1]))
-            calls.append(
-                (
-                    lake.root,
-                    store.root,
-                    day,
-                    step,
-                    chunk,
-                    group.filter(in_chunk),
-                    book.filter(in_chunk) if book is not None else None,
-                    has_versions,
-                    config,
-                    now,
-                )
-            )
-    total = attrs.height
-    outcomes: list[ChunkOutcome | None] = [None] * len(calls)
-    done = 0
     with open_runner(scheduler, workers=workers) as runner:
-        for index, outcome in runner.run(vee_chunk, calls):
-            outcomes[index] = outcome
-            done += outcome.meters
-            if progress is not None:
-                progress(done, total)
-    parts = [o for o in outcomes if o is not None]
-    counts: dict[str, int] = {}
-    for part in parts:
-        for key, value in part.counts.items():
-            counts[key] = counts.get(key, 0) + value
-    books = [p.gaps for p in parts]
-    store.save_gaps(day, pl.concat(books) if books else pl.DataFrame(schema=GAP_SCHEMA))
-    if parts:
-        store.save_stats(day, pl.concat([p.stats for p in parts]))
-    return RunSummary(
-        day,
-        total,
-        sum(p.reads for p in parts),
-        sum(p.written for p in parts),
-        [r for p in parts for r in p.requests],
-        counts,
-        time.perf_counter() - started,
-    )
+        return run_day(
+            lake,
+            store,
+            day,
+            attributes,
+            now=now,
+            config=config,
+            chunk_meters=chunk_meters,
+            progress=progress,
+            run_tasks=runner.run,
+        )
 
 
 # --- determinants of a billing cycle ----------------------------------------------------------

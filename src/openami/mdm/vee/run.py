@@ -3,26 +3,32 @@ partition pass, and append the changed versions to the validated store.
 
 Memory is bounded by the chunk (meters x slots), not by the day: a chunk's reads are read
 from the day's Parquet files with a meter-range filter, batch by batch, into the grid
-builder (about 2 GB at the default 100,000 meters, measured). Chunks are independent
-(each writes its own file), so they can run in parallel on Dask workers; here they run one
-after another. The day's gap book and statistics are
-written once at the end: should the run die before, the next run repeats the requests of
-this one (harmless: the head-end sends a range asked for while queued once) and recomputes
-the statistics.
+builder (about 2 GB at the default 100,000 meters, measured). Chunks are independent tasks
+(``vee_chunk``: each condenses its own meters' history and writes its own file), so they
+run one after another here or on Dask workers (``mdm.parallel`` hands ``run_day`` a
+cluster's runner); the result is the same, read for read. The day's gap book and
+statistics are written once at the end, from the tasks' results: should the run die
+before, the next run repeats the requests of this one (harmless: the head-end sends a range
+asked for while queued once) and recomputes the statistics.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from openami.bus.contract import CollectRequest
+from openami.errors import ConfigError, StoreError
 from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
@@ -30,7 +36,7 @@ from openami.mdm.vee.history import reference_profile, trailing_stats
 from openami.store.lake import IntervalLake
 from openami.store.validated import ValidatedStore
 
-__all__ = ["RunSummary", "day_start", "feed_lake", "run_day"]
+__all__ = ["ChunkOutcome", "RunSummary", "day_start", "feed_lake", "run_day", "vee_chunk"]
 
 M = "meter_id"
 _COLUMNS = ["meter_id", "channel", "interval_end", "value_wh", "version", "status", "received_at"]
@@ -92,6 +98,101 @@ def _profile_loader(
     return load
 
 
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one VEE chunk reports back to the driver."""
+
+    meters: int
+    reads: int
+    written: int
+    requests: list[CollectRequest]
+    gaps: pl.DataFrame
+    stats: pl.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _trailing_history(
+    store: ValidatedStore, day: date, days: int, first: int, last: int
+) -> pl.DataFrame | None:
+    """``trailing_stats`` of the meters ``first..last`` over the ``days`` days before
+    ``day`` (None when no day has statistics, as ``run_day`` has it)."""
+    paths = [
+        path
+        for back in range(1, days + 1)
+        if (
+            path := store.stats_dir / f"day={day - timedelta(days=back)}" / "stats.parquet"
+        ).is_file()
+    ]
+    if not paths:
+        return None
+    try:
+        daily = pl.scan_parquet(paths).filter(pl.col(M).is_between(first, last)).collect()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise StoreError(f"cannot read the VEE statistics before {day}: {exc}") from None
+    return trailing_stats(daily)
+
+
+def vee_chunk(
+    lake_root: Path,
+    store_root: Path,
+    day: date,
+    step_s: int,
+    meter_ids: npt.NDArray[np.int64],
+    attributes: pl.DataFrame,
+    gaps: pl.DataFrame | None,
+    has_versions: bool,
+    config: VeeConfig,
+    now: int,
+) -> ChunkOutcome:
+    """VEE of one chunk of meters (sorted ids, interval ``step_s``) of ``day``: the raw
+    reads from the lake at ``lake_root``, the changed versions appended to the validated
+    store at ``store_root``. The body of ``vee.run.run_day``'s loop, as a task."""
+    started = time.perf_counter()
+    lake = IntervalLake(lake_root)
+    store = ValidatedStore(store_root)
+    info = GridInfo(day_start(day), step_s, 86_400 // step_s)
+    builder = GridBuilder(
+        meter_ids, info, grid_s=config.grid_s, future_tolerance_s=config.future_tolerance_s
+    )
+    first, last = int(meter_ids[0]), int(meter_ids[-1])
+    history = _trailing_history(store, day, config.history_days, first, last)
+    feed_lake(builder, lake, day, first, last)
+    result = validate_partition(
+        builder,
+        attributes,
+        config,
+        now,
+        history=history,
+        profile=_profile_loader(store, day, info, config.estimation.profile_weeks),
+        gaps=gaps,
+    )
+    current = store.current(day, pl.Series(meter_ids)) if has_versions else None
+    written = store.append(new_versions(result.reads, current))
+    return ChunkOutcome(
+        meters=int(meter_ids.size),
+        reads=builder.placed,
+        written=written,
+        requests=result.requests,
+        gaps=result.gaps,
+        stats=result.stats,
+        counts=result.counts,
+        seconds=time.perf_counter() - started,
+    )
+
+
+Tasks = Callable[
+    [Callable[..., ChunkOutcome], Sequence[tuple[Any, ...]]], Iterable[tuple[int, ChunkOutcome]]
+]
+
+
+def _one_after_another(
+    fn: Callable[..., ChunkOutcome], calls: Sequence[tuple[Any, ...]]
+) -> Iterator[tuple[int, ChunkOutcome]]:
+    for index, args in enumerate(calls):
+        yield index, fn(*args)
+
+
 def run_day(
     lake: IntervalLake,
     store: ValidatedStore,
@@ -102,60 +203,66 @@ def run_day(
     config: VeeConfig | None = None,
     chunk_meters: int = 100_000,
     progress: Callable[[int, int], None] | None = None,
+    run_tasks: Tasks | None = None,
 ) -> RunSummary:
     """VEE of ``day`` (a UTC day of the lake) for the meters in ``attributes``
     (``meter_id``, optional ``interval_s`` (default 1800), ``has_pv``, ``occupied``,
-    ``contract_amps``). ``progress(done, total)`` is called after each chunk of meters."""
+    ``contract_amps``), chunk by chunk of ``chunk_meters`` meters (``vee_chunk``).
+    ``run_tasks(fn, calls)`` runs the chunks and yields ``(index, outcome)`` as each ends
+    (default: one after another here; ``mdm.parallel`` passes a Dask cluster's).
+    ``progress(done, total)`` is called after each chunk of meters."""
+    if chunk_meters < 1:
+        raise ConfigError(f"chunk_meters must be positive, not {chunk_meters}")
     started = time.perf_counter()
     config = config or default_config()
     attrs = attributes.sort(M)
     if "interval_s" not in attrs.columns:
         attrs = attrs.with_columns(interval_s=pl.lit(1800, dtype=pl.Int32))
-    stats_days = [day - timedelta(days=d) for d in range(1, config.history_days + 1)]
-    daily = store.load_stats(stats_days)
-    history = trailing_stats(daily) if daily is not None else None
     book = store.load_gaps(day)
     has_versions = bool(store.files(day))
-    requests: list[CollectRequest] = []
-    books, stats = [], []
-    counts: dict[str, int] = {}
-    reads = written = done = 0
-    total = attrs.height
+    calls: list[tuple[Any, ...]] = []
     for (interval_s,), group in attrs.group_by("interval_s", maintain_order=True):
         step = int(str(interval_s))
-        info = GridInfo(day_start(day), step, 86_400 // step)
         ids = group[M].to_numpy()
         for lo in range(0, ids.size, chunk_meters):
-            chunk = ids[lo : lo + chunk_meters]
-            builder = GridBuilder(
-                chunk,
-                info,
-                grid_s=config.grid_s,
-                future_tolerance_s=config.future_tolerance_s,
-            )
-            feed_lake(builder, lake, day, int(chunk[0]), int(chunk[-1]))
+            chunk = np.ascontiguousarray(ids[lo : lo + chunk_meters], dtype=np.int64)
             in_chunk = pl.col(M).is_between(int(chunk[0]), int(chunk[-1]))
-            result = validate_partition(
-                builder,
-                group.filter(in_chunk),
-                config,
-                now,
-                history=history.filter(in_chunk) if history is not None else None,
-                profile=_profile_loader(store, day, info, config.estimation.profile_weeks),
-                gaps=book.filter(in_chunk) if book is not None else None,
+            calls.append(
+                (
+                    lake.root,
+                    store.root,
+                    day,
+                    step,
+                    chunk,
+                    group.filter(in_chunk),
+                    book.filter(in_chunk) if book is not None else None,
+                    has_versions,
+                    config,
+                    now,
+                )
             )
-            current = store.current(day, pl.Series(chunk)) if has_versions else None
-            written += store.append(new_versions(result.reads, current))
-            requests += result.requests
-            books.append(result.gaps)
-            stats.append(result.stats)
-            reads += builder.placed
-            for key, value in result.counts.items():
-                counts[key] = counts.get(key, 0) + value
-            done += chunk.size
-            if progress is not None:
-                progress(done, total)
+    outcomes: list[ChunkOutcome | None] = [None] * len(calls)
+    done = 0
+    for index, outcome in (run_tasks or _one_after_another)(vee_chunk, calls):
+        outcomes[index] = outcome
+        done += outcome.meters
+        if progress is not None:
+            progress(done, attrs.height)
+    parts = [o for o in outcomes if o is not None]
+    counts: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    books = [p.gaps for p in parts]
     store.save_gaps(day, pl.concat(books) if books else pl.DataFrame(schema=GAP_SCHEMA))
-    if stats:
-        store.save_stats(day, pl.concat(stats))
-    return RunSummary(day, total, reads, written, requests, counts, time.perf_counter() - started)
+    if parts:
+        store.save_stats(day, pl.concat([p.stats for p in parts]))
+    return RunSummary(
+        day,
+        attrs.height,
+        sum(p.reads for p in parts),
+        sum(p.written for p in parts),
+        [r for p in parts for r in p.requests],
+        counts,
+        time.perf_counter() - started,
+    )
