@@ -24,7 +24,7 @@ from openami.mdm.registry.schema import customer, customer_agreement, usage_poin
 from openami.mdm.vee.flags import cim_codes, espi_quality
 from openami.store.events import EventStore
 from openami.store.lake import IntervalLake
-from openami.store.validated import Origin, ValidatedStore, latest_versions
+from openami.store.validated import Origin, ValidatedStore, latest_versions, utc_days
 
 __all__ = ["CHANNELS", "CustomerRow", "DataSource", "MeterRow"]
 
@@ -51,9 +51,8 @@ class MeterRow:
 
 
 def _days(start: datetime, end: datetime) -> list[date]:
-    first = start.astimezone(UTC).date()
     last = (end - timedelta(seconds=1)).astimezone(UTC).date()
-    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    return utc_days(start.astimezone(UTC).date(), last)
 
 
 class DataSource:

@@ -25,7 +25,7 @@ from openami.mdm.billing import (
 from openami.mdm.vee import run_day
 from openami.store.compaction import compact_day
 from openami.store.lake import IntervalLake
-from openami.store.validated import ValidatedStore
+from openami.store.validated import ValidatedStore, utc_days
 
 __all__ = ["MdmOutcome", "vee_and_bill"]
 
@@ -50,11 +50,7 @@ class MdmOutcome:
 
 
 def _utc_days(first: datetime, last: datetime) -> list[date]:
-    day, out = first.astimezone(UTC).date(), []
-    while day <= last.astimezone(UTC).date():
-        out.append(day)
-        day += timedelta(days=1)
-    return out
+    return utc_days(first.astimezone(UTC).date(), last.astimezone(UTC).date())
 
 
 def _billed(moment: datetime) -> BillingMonth:

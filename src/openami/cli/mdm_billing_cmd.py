@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -103,6 +102,7 @@ def billing(
     from openami.errors import AmiError, ConfigError
     from openami.mdm.billing import BillingError, BillingMonth, load_tariffs
     from openami.mdm.parallel import billing_for_cycle, cycle_span
+    from openami.store.validated import span_days
 
     lake, store = _stores(data_dir)
     try:
@@ -115,8 +115,8 @@ def billing(
             f"--tariff {tariff!r} is not in the tariff book ({', '.join(book.codes)})"
         )
     start, end = cycle_span(month, [reading_day], book.timezone)
-    span_days = [(start + timedelta(days=k)).date() for k in range((end - start).days + 2)]
-    if not raw and not any(store.files(d) for d in span_days):
+    cycle_days = span_days(start, end)
+    if not raw and not any(store.files(d) for d in cycle_days):
         raise AmiError(
             f"no validated reads between {start:%Y-%m-%d} and {end:%Y-%m-%d} (the cycle of "
             f"{month}): run `openami mdm vee --data-dir {data_dir} --day ...` first, or "
@@ -134,7 +134,7 @@ def billing(
     if contracts is not None and contracts.height:
         contracts_from = f"the registry ({contracts.height:,} contracts, read on day {reading_day})"
     else:
-        meters = sites if sites is not None and sites.height else _lake_meters(lake, span_days)
+        meters = sites if sites is not None and sites.height else _lake_meters(lake, cycle_days)
         if meters.height == 0:
             raise AmiError(f"no meters in the registry nor reads in the lake for {month}")
         contracts = meters.select(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 from openami.store.lake import write_parquet_atomically
-from openami.store.validated import day_of
+from openami.store.validated import day_of, utc_days
 
 __all__ = ["EVENT_SCHEMA", "EventAppend", "EventStore"]
 
@@ -146,11 +146,7 @@ class EventStore:
         if start.tzinfo is None or end.tzinfo is None:
             raise StoreError("start and end must be aware datetimes")
         lo, hi = int(start.timestamp()), int(end.timestamp())
-        days = []
-        day = day_of(lo)
-        while day <= day_of(max(lo, hi - 1)):
-            days.append(day)
-            day += timedelta(days=1)
+        days = utc_days(day_of(lo), day_of(max(lo, hi - 1)))
         files = self.files(days)
         schema: dict[str, pl.DataType] = {
             "meter_id": pl.Int64(),

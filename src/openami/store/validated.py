@@ -39,7 +39,16 @@ import pyarrow.parquet as pq
 from openami.errors import StoreError
 from openami.store.lake import write_parquet_atomically
 
-__all__ = ["KEY", "VALIDATED_SCHEMA", "Origin", "ValidatedStore", "day_of", "latest_versions"]
+__all__ = [
+    "KEY",
+    "VALIDATED_SCHEMA",
+    "Origin",
+    "ValidatedStore",
+    "day_of",
+    "latest_versions",
+    "span_days",
+    "utc_days",
+]
 
 VALIDATED_SCHEMA = pa.schema(
     [
@@ -84,6 +93,18 @@ def latest_versions(rows: pl.DataFrame) -> pl.DataFrame:
 
 def day_of(interval_end: int) -> date:
     return datetime.fromtimestamp(interval_end - interval_end % 86_400, tz=UTC).date()
+
+
+def utc_days(first: date, last: date) -> list[date]:
+    """Every day from ``first`` to ``last``, both included (none when ``last`` is before)."""
+    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def span_days(start: datetime, end: datetime) -> list[date]:
+    """The UTC days of the lake and the stores holding interval ends in (start, end]."""
+    return utc_days(
+        (start + timedelta(seconds=1)).astimezone(UTC).date(), end.astimezone(UTC).date()
+    )
 
 
 def _day_name(day: date) -> str:

@@ -19,6 +19,7 @@ from openami.mdm.billing import (
     load_interval_reads,
 )
 from openami.store.lake import READ_SCHEMA, IntervalLake
+from openami.store.shard_files import stamp_of
 
 from .builders import TOU, jst, make_contracts
 
@@ -145,7 +146,8 @@ def test_the_highest_version_wins(tmp_path: Path) -> None:
         },
         schema=READ_SCHEMA,
     )
-    pq.write_table(edited, folder / "part-edit.parquet")
+    # named as the lake names its files (store/shard_files lists only those)
+    pq.write_table(edited, folder / f"part-{stamp_of(datetime.now(UTC))}-0000ed17.parquet")
     frame = load_interval_reads(lake, at(T0), at(T0 + STEP))
     assert frame.get_column("import_wh").to_list() == [777]
     assert frame.get_column("export_wh").to_list() == [5]

@@ -14,13 +14,14 @@ should take its validated frame instead, which follows the same column contract.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 
 from openami.bus.contract import Channel
 from openami.mdm.billing.calendar import INTERVAL_S, BillingError
 from openami.store.lake import IntervalLake
+from openami.store.validated import span_days
 
 __all__ = ["DEFAULT_INVALID_STATUS", "load_interval_reads"]
 
@@ -31,13 +32,7 @@ DEFAULT_INVALID_STATUS = 0x01 | 0x02 | 0x04
 
 def _day_files(lake: IntervalLake, start: datetime, end: datetime) -> list[str]:
     """Files of the UTC days holding interval ends in (start, end]."""
-    first = (start + timedelta(seconds=1)).astimezone(UTC).date()
-    last = end.astimezone(UTC).date()
-    wanted: set[str] = set()
-    day: date = first
-    while day <= last:
-        wanted.add(f"day={day:%Y-%m-%d}")
-        day += timedelta(days=1)
+    wanted = {f"day={day:%Y-%m-%d}" for day in span_days(start, end)}
     return [f.as_posix() for f in lake.files() if f.parent.parent.name in wanted]
 
 

@@ -10,14 +10,14 @@ keeps the cycle from being bill-ready.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 
 from openami.bus.contract import Channel
 from openami.mdm.billing.calendar import BillingError
 from openami.mdm.vee.flags import ESTIMATED, FAILED, Quality
-from openami.store.validated import Origin, ValidatedStore
+from openami.store.validated import Origin, ValidatedStore, span_days
 
 __all__ = ["load_validated_reads"]
 
@@ -54,13 +54,9 @@ def load_validated_reads(store: ValidatedStore, start: datetime, end: datetime) 
     if start.tzinfo is None or end.tzinfo is None:
         raise BillingError("start and end must be aware datetimes")
     lo, hi = int(start.timestamp()), int(end.timestamp())
-    day = (start + timedelta(seconds=1)).astimezone(UTC).date()
-    frames = []
-    while day <= end.astimezone(UTC).date():
-        rows = store.current(day)
-        frames.append(rows.filter(pl.col("interval_end").is_between(lo + 1, hi)))
-        day += timedelta(days=1)
-    rows = pl.concat(frames) if frames else store.current(day).head(0)
+    days = span_days(start, end)
+    frames = [store.current(d).filter(pl.col("interval_end").is_between(lo + 1, hi)) for d in days]
+    rows = pl.concat(frames) if frames else store.current(end.astimezone(UTC).date()).head(0)
     both = _paired(
         _side(rows, Channel.IMPORT_INTERVAL, "import"),
         _side(rows, Channel.EXPORT_INTERVAL, "export"),
