@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -45,10 +44,9 @@ from openami.errors import AmiError, LocalProtocolError, RegistryError, StoreErr
 from openami.log import get_logger
 from openami.mdm.registry import schema as registry_schema
 from openami.store.sql import (
+    EngineStore,
     UtcDateTime,
-    data_dir_url,
     ensure_schema,
-    make_engine,
     read_transaction,
     why,
     write_transaction,
@@ -144,12 +142,11 @@ def _credentials(row: Any) -> BRouteCredentials:
     )
 
 
-class BRouteStore:
+class BRouteStore(EngineStore):
     """Issues, revokes and looks up B-route credentials in the registry's database."""
 
     def __init__(self, engine: Engine, *, owns_engine: bool = False) -> None:
-        self.engine = engine
-        self._owns_engine = owns_engine
+        super().__init__(engine, owns_engine=owns_engine)
         # the foreign key needs the registry's meters; an empty registry is fine
         ensure_schema(
             engine,
@@ -158,26 +155,6 @@ class BRouteStore:
             registry_schema.SCHEMA_VERSION,
         )
         ensure_schema(engine, metadata, COMPONENT, SCHEMA_VERSION)
-
-    @classmethod
-    def open(cls, url: str | None = None, *, data_dir: Path | None = None) -> BRouteStore:
-        """The store at ``url``, or in ``registry.db`` (SQLite) under ``data_dir``."""
-        engine = make_engine(data_dir_url(url, data_dir))
-        try:
-            return cls(engine, owns_engine=True)
-        except AmiError:
-            engine.dispose()
-            raise
-
-    def close(self) -> None:
-        if self._owns_engine:
-            self.engine.dispose()
-
-    def __enter__(self) -> BRouteStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:

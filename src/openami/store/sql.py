@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from sqlalchemy import (
     Column,
@@ -45,6 +45,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from openami.errors import AmiError, ConfigError, LocalProtocolError, StoreError
 
 __all__ = [
+    "EngineStore",
     "UtcDateTime",
     "data_dir_url",
     "ensure_schema",
@@ -74,6 +75,36 @@ def data_dir_url(url: str | None, data_dir: Path | None) -> str:
         raise LocalProtocolError("give a database URL or a data directory")
     data_dir.mkdir(parents=True, exist_ok=True)
     return sqlite_url(data_dir / "registry.db")
+
+
+class EngineStore:
+    """The base of a store kept in one SQL database. ``open`` makes its engine and disposes
+    of it again on ``close`` (or at once, when the store refuses the database); a store
+    given an engine leaves it to the caller."""
+
+    def __init__(self, engine: Engine, *, owns_engine: bool = False) -> None:
+        self.engine = engine
+        self._owns_engine = owns_engine
+
+    @classmethod
+    def open(cls, url: str | None = None, *, data_dir: Path | None = None) -> Self:
+        """The store at ``url``, or in ``registry.db`` (SQLite) under ``data_dir``."""
+        engine = make_engine(data_dir_url(url, data_dir))
+        try:
+            return cls(engine, owns_engine=True)
+        except AmiError:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def make_engine(url: str) -> Engine:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, func, or_, select
@@ -58,7 +57,7 @@ from openami.mdm.registry.schema import (
     usage_point,
     usage_point_meter,
 )
-from openami.store.sql import data_dir_url, ensure_schema, load_rows, make_engine, staging_table
+from openami.store.sql import EngineStore, ensure_schema, load_rows, staging_table
 from openami.store.sql import read_transaction as _read
 from openami.store.sql import why as _why
 from openami.store.sql import write_transaction as _write
@@ -85,27 +84,12 @@ def _point(row: Any) -> UsagePoint:
     return UsagePoint(**{c.name: row._mapping[c.name] for c in usage_point.columns})
 
 
-class Registry:
+class Registry(EngineStore):
     """Meters, units, usage points, customers, retailers, tariffs and contracts."""
 
     def __init__(self, engine: Engine, *, owns_engine: bool = False) -> None:
-        self.engine = engine
-        self._owns_engine = owns_engine
+        super().__init__(engine, owns_engine=owns_engine)
         ensure_schema(engine, metadata, COMPONENT, SCHEMA_VERSION)
-
-    @classmethod
-    def open(cls, url: str | None = None, *, data_dir: Path | None = None) -> Registry:
-        """The registry at ``url``, or ``registry.db`` (SQLite) under ``data_dir``."""
-        engine = make_engine(data_dir_url(url, data_dir))
-        try:
-            return cls(engine, owns_engine=True)
-        except AmiError:
-            engine.dispose()
-            raise
-
-    def close(self) -> None:
-        if self._owns_engine:
-            self.engine.dispose()
 
     # -- plumbing ----------------------------------------------------------------------------
 
