@@ -40,7 +40,6 @@ import http.client
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -62,7 +61,7 @@ import pyarrow.parquet as pq
 
 from openami.api.state import ApiState
 from openami.api.store import Role
-from openami.bench import Benchmark, BenchResult, result
+from openami.bench import Benchmark, BenchResult, result, stop_child
 from openami.errors import BenchmarkError
 from openami.mdm.registry import Registry
 from openami.store.sql import make_engine, sqlite_url
@@ -200,14 +199,7 @@ class _Server:
         return self.err_path.read_text(errors="replace")[-2000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_child(self.process, 30.0)
 
 
 class _Client:

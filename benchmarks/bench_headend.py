@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import nats
 import numpy as np
 import numpy.typing as npt
 
-from openami.bench import Benchmark, BenchResult, result
+from openami.bench import Benchmark, BenchResult, result, stop_child
 from openami.bus.nats import JetStreamBus
 from openami.errors import BenchmarkError
 from openami.fleet.fleet import Fleet
@@ -164,15 +163,8 @@ class _HeadEnd:
 
     def stop(self) -> dict[str, object]:
         """SIGTERM, wait, and its final statistics (its ``--json`` line)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-            raise BenchmarkError("the head-end did not stop on SIGTERM within 60 s") from None
+        if not stop_child(self.process, 60.0):
+            raise BenchmarkError("the head-end did not stop on SIGTERM within 60 s")
         lines = self.out_path.read_bytes().strip().splitlines()
         try:
             summary = msgspec.json.decode(lines[-1]) if lines else {}

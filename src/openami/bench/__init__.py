@@ -7,8 +7,11 @@ JSON object with ``name, value, unit, baseline_name, baseline_value, ratio, para
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,7 @@ import msgspec
 
 from openami.errors import BenchmarkError
 
-__all__ = ["BenchResult", "Benchmark", "discover", "find_bench_dir"]
+__all__ = ["BenchResult", "Benchmark", "discover", "find_bench_dir", "stop_child"]
 
 
 class BenchResult(msgspec.Struct, frozen=True):
@@ -75,3 +78,18 @@ def result(
 ) -> BenchResult:
     ratio = value / baseline_value if baseline_value else float("nan")
     return BenchResult(name, value, unit, baseline_name, baseline_value, round(ratio, 6), params)
+
+
+def stop_child(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Stop a service a benchmark started in a session of its own: SIGTERM, then, after
+    ``timeout`` seconds, SIGKILL to its whole process group. True when SIGTERM sufficed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        return False
