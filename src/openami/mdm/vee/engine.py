@@ -207,7 +207,7 @@ def validate_partition(
         )
     reads = pl.concat(columns)  # by channel, then meter and interval end
     day = date.fromordinal(date(1970, 1, 1).toordinal() + info.day0 // 86_400)
-    stats = daily_stats(grid, day)  # of the measured values that passed
+    stats = daily_stats(grid, day, info.slots)  # of the measured values that passed
     book = slots.select([pl.col(c).cast(t) for c, t in GAP_SCHEMA.items()])
     counts["reads"] = builder.placed
     counts["unknown_meter"] = builder.unknown_meter

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from openami.mdm.vee.flags import ESTIMATED, FAILED, FLAG_DTYPE
@@ -38,50 +40,106 @@ STATS_SCHEMA = {
 }
 
 
-def _trusted(flags: str) -> pl.Expr:
-    return (pl.col(flags) & pl.lit(int(FAILED | ESTIMATED), FLAG_DTYPE)) == 0
+_UNTRUSTED = int(FAILED | ESTIMATED)
+
+
+def _sorted_median(
+    rows: npt.NDArray[np.float64], counts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Per row of ``rows`` (sorted along the row, NaN last), the median of its first
+    ``counts`` values (each at least 1): the middle one, or the mean of the middle two."""
+    at = np.arange(counts.size)
+    return (rows[at, (counts - 1) // 2] + rows[at, counts // 2]) / 2.0
 
 
 def daily_stats(
-    grid: pl.DataFrame, day: date, value: str = "imp", flags: str = "flags_imp"
+    grid: pl.DataFrame, day: date, slots: int, value: str = "imp", flags: str = "flags_imp"
 ) -> pl.DataFrame:
-    """One row per meter of ``grid``: median, MAD and peak of the day's ``value`` column over
-    the intervals that passed validation unchanged (no failure, no estimate)."""
-    trusted = grid.lazy().filter(_trusted(flags) & pl.col(value).is_not_null())
-    out = (
-        trusted.select(M, pl.col(value).cast(pl.Float64).alias("v"))
-        .with_columns(med=pl.col("v").median().over(M))
-        .group_by(M)
-        .agg(
-            median_wh=pl.col("med").first(),
-            mad_wh=(pl.col("v") - pl.col("med")).abs().median(),
-            peak_wh=pl.col("v").max(),
-            intervals=pl.len().cast(pl.Int32),
-        )
-        .with_columns(day=pl.lit(day, dtype=pl.Date()))
-        .select(list(STATS_SCHEMA))
-        .sort(M)
+    """One row per meter of ``grid`` (dense: ``slots`` rows per meter, sorted by meter then
+    slot, as ``GridBuilder.frame`` makes it): median, MAD and peak of the day's ``value``
+    column over the intervals that passed validation unchanged (no failure, no estimate).
+    Meters with no such interval get no row.
+
+    On the dense grid a meter's day is a row of a matrix, so the medians are a sort along
+    the rows (NumPy) rather than a grouped aggregation: several times faster, the same
+    numbers."""
+    meters = grid.height // slots
+    if meters * slots != grid.height:
+        raise ValueError(f"the grid has {grid.height} rows, not a whole number of {slots}")
+    ids = grid.get_column(M).to_numpy()[::slots]
+    v = grid.get_column(value).cast(pl.Float64).fill_null(np.nan).to_numpy()
+    trusted = (grid.get_column(flags).to_numpy() & _UNTRUSTED) == 0
+    matrix = np.where(trusted, v, np.nan).reshape(meters, slots)
+    counts = np.count_nonzero(~np.isnan(matrix), axis=1)
+    keep = counts > 0
+    matrix, counts, ids = matrix[keep], counts[keep], ids[keep]
+    ordered = np.sort(matrix, axis=1)
+    median = _sorted_median(ordered, counts)
+    mad = _sorted_median(np.sort(np.abs(matrix - median[:, None]), axis=1), counts)
+    peak = ordered[np.arange(counts.size), counts - 1]
+    return pl.DataFrame(
+        {
+            M: ids,
+            "day": pl.repeat(day, ids.size, dtype=pl.Date(), eager=True),
+            "median_wh": median,
+            "mad_wh": mad,
+            "peak_wh": peak,
+            "intervals": counts.astype(np.int32),
+        },
+        schema=STATS_SCHEMA,
     )
-    return out.collect()
 
 
 def trailing_stats(daily: pl.DataFrame | pl.LazyFrame, min_days: int = 3) -> pl.DataFrame:
     """``hist_median``, ``hist_mad``, ``hist_peak`` per meter from the daily rows given (the
     caller picks the window); meters with fewer than ``min_days`` days get none, so a new
-    meter is not judged against one odd day."""
-    return (
-        daily.lazy()
-        .group_by(M)
-        .agg(
-            hist_median=pl.col("median_wh").median(),
-            hist_mad=pl.col("mad_wh").median(),
-            hist_peak=pl.col("peak_wh").max(),
-            hist_days=pl.len(),
+    meter is not judged against one odd day. A missing value of a day drops out of that
+    day's median or peak."""
+    rows = daily.lazy().select(M, "median_wh", "mad_wh", "peak_wh").collect()
+    ids = rows.get_column(M).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else ids[:0]
+    days = np.diff(np.r_[starts, ids.size]).astype(np.int64)
+    group = np.repeat(np.arange(starts.size), days)
+    position = np.arange(ids.size) - starts[group]
+    width = int(days.max()) if days.size else 0
+
+    def per_meter(column: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        matrix = np.full((starts.size, width), np.nan)
+        matrix[group, position] = (
+            rows.get_column(column).cast(pl.Float64).fill_null(np.nan).to_numpy()[order]
         )
-        .filter(pl.col("hist_days") >= min_days)
-        .sort(M)
-        .collect()
-    )
+        matrix.sort(axis=1)
+        return matrix, np.count_nonzero(~np.isnan(matrix), axis=1)
+
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    for column, name in (("median_wh", "hist_median"), ("mad_wh", "hist_mad")):
+        matrix, counts = per_meter(column)
+        known = counts > 0
+        out[name] = np.full(starts.size, np.nan)
+        out[name][known] = _sorted_median(matrix[known], counts[known])
+    matrix, counts = per_meter("peak_wh")
+    peak = np.full(starts.size, np.nan)
+    known = counts > 0
+    peak[known] = matrix[known, counts[known] - 1]
+    enough = days >= min_days
+    return pl.DataFrame(
+        {
+            M: ids[starts][enough],
+            "hist_median": out["hist_median"][enough],
+            "hist_mad": out["hist_mad"][enough],
+            "hist_peak": peak[enough],
+            "hist_days": days[enough].astype(np.uint32),
+        },
+        schema={
+            M: pl.Int64(),
+            "hist_median": pl.Float64(),
+            "hist_mad": pl.Float64(),
+            "hist_peak": pl.Float64(),
+            "hist_days": pl.UInt32(),
+        },
+    ).with_columns(pl.col(["hist_median", "hist_mad", "hist_peak"]).fill_nan(None))
 
 
 def reference_profile(
