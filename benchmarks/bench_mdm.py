@@ -47,7 +47,7 @@ from openami.bench import Benchmark, BenchResult, result
 from openami.bus.contract import ReadSource
 from openami.errors import BenchmarkError
 from openami.mdm.billing import BillingMonth, load_tariffs
-from openami.mdm.parallel import billing_for_cycle, run_vee_day
+from openami.mdm.parallel import WORKER_ENV, billing_for_cycle, run_vee_day
 from openami.mdm.vee.synthetic import DAY0, write_day
 from openami.store.lake import IntervalLake
 from openami.store.validated import ValidatedStore
@@ -173,6 +173,7 @@ def run(params: Mapping[str, str]) -> BenchResult:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=":0",
+                env=WORKER_ENV,
             )
             client = Client(cluster)  # type: ignore[no-untyped-call]
             startup_s = time.perf_counter() - began

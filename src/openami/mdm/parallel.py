@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_WORKERS",
+    "WORKER_ENV",
     "InProcess",
     "Runner",
     "billing_for_cycle",
@@ -79,6 +80,9 @@ __all__ = [
 
 M = "meter_id"
 DEFAULT_WORKERS = 2  # this machine has two cores
+# a worker process is one partition at a time on one core: Polars' own thread pool in each
+# would only contend with the other workers (measured: 4% slower on two cores)
+WORKER_ENV = {"POLARS_MAX_THREADS": "1"}
 _INLINE_BYTES = 256 * 1024  # task arguments larger than this are scattered, not inlined
 R = TypeVar("R")
 Progress = Callable[[int, int], None]
@@ -183,6 +187,7 @@ def open_runner(
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",  # no fixed port: two clusters may run side by side
+            env=WORKER_ENV,
         )
         try:
             with Client(cluster) as client:  # type: ignore[no-untyped-call]
