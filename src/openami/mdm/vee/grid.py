@@ -71,13 +71,13 @@ class _Slots:
     """Values of the four channels of ``n`` slots, interleaved (slot * 4 + channel - 1) so
     that one scatter places a batch of every channel. One more element at the end, the
     trash, takes the reads that give no value, so a batch is scattered without first
-    being filtered."""
+    being filtered. A slot holds a read when its version is above 0 (versions start at
+    1): one array less to scatter into than a separate presence mask."""
 
     def __init__(self, n: int) -> None:
         self.size = 4 * n
         self.trash = 4 * n
         self.value = np.zeros(4 * n + 1, dtype=np.int64)
-        self.present = np.zeros(4 * n + 1, dtype=bool)
         self.version = np.zeros(4 * n + 1, dtype=np.int16)
         self.conflict = np.zeros(4 * n + 1, dtype=bool)
         # scratch for finding keys repeated within a batch (see ``_put``); never read
@@ -88,7 +88,7 @@ class _Slots:
         k = channel - 1
         return (
             np.ascontiguousarray(self.value[k : self.size : 4]),
-            np.ascontiguousarray(self.present[k : self.size : 4]),
+            self.version[k : self.size : 4] > 0,
             np.ascontiguousarray(self.conflict[k : self.size : 4]),
         )
 
@@ -167,7 +167,10 @@ class GridBuilder:
         end = np.asarray(interval_end, dtype=np.int64)
         val = np.asarray(value_wh, dtype=np.int64)
         n = mid.size
-        ver = np.ones(n, np.int16) if version is None else np.asarray(version, dtype=np.int16)
+        if version is None:
+            ver = np.ones(n, np.int16)
+        else:  # versions start at 1, and a stored version above 0 marks a read present
+            ver = np.maximum(np.asarray(version, dtype=np.int16), np.int16(1))
         self.reads += n
         if n == 0:
             return
@@ -282,8 +285,8 @@ def _put(slots: _Slots, key: IntArray, val: IntArray, ver: npt.NDArray[np.int16]
     already held one, are settled again from their candidates (saved before the scatter)."""
     if key.size == 0:
         return
-    value, present, version = slots.value, slots.present, slots.version
-    seen = present[key]
+    value, version = slots.value, slots.version
+    seen = version[key] > 0
     # Keys repeated within the batch, without counting every key of the grid: each row
     # writes its own index at its key; a row that reads back another index shares its key.
     owner = slots.owner
@@ -291,14 +294,14 @@ def _put(slots: _Slots, key: IntArray, val: IntArray, ver: npt.NDArray[np.int16]
     owner[key] = index
     repeated = key[owner[key] != index]
     if repeated.size == 0 and not seen.any():
-        value[key], version[key], present[key] = val, ver, True
+        value[key], version[key] = val, ver
         return
     settle = seen | np.isin(key, repeated) if repeated.size else seen
     rows = np.flatnonzero(settle)
     keys = np.unique(key[rows])
-    old = keys[present[keys]]
+    old = keys[version[keys] > 0]
     old_val, old_ver = value[old].copy(), version[old].copy()
-    value[key], version[key], present[key] = val, ver, True
+    value[key], version[key] = val, ver
     # candidates per key: what was stored (arrival -1), then the batch's rows in order
     cand_key = np.concatenate([old, key[rows]])
     cand_val = np.concatenate([old_val, val[rows]])
