@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openami.store.compaction import compact_day
+from openami.store.compaction import BackgroundCompactor, compact_day
 from openami.store.lake import SHARD_METERS, IntervalLake
-from openami.store.shard_files import listing, next_stamp, record_upto, stamp_of
+from openami.store.shard_files import listing, locked, next_stamp, record_upto, stamp_of
 
 from .test_lake import DAY0, STEP, Read, columns, stored, versions
 
@@ -201,3 +201,34 @@ def _all_rows_but_arrival(lake: IntervalLake) -> list[tuple[object, ...]]:
         ).fetchall()
     finally:
         con.close()
+
+
+def test_the_background_compactor_compacts_in_its_own_thread(tmp_path: Path) -> None:
+    lake = IntervalLake(tmp_path)
+    before = _small_appends(lake)
+    compactor = BackgroundCompactor(lake, grace=NOW)
+    assert compactor.start([DAY])
+    assert compactor.join(30.0)
+    assert compactor.compacted == 2 and compactor.errors == []
+    assert sorted(stored(lake)) == sorted(set(stored(lake))) and len(lake.day_files(DAY)) == 2
+    assert {r[:3] for r in before} <= {r[:3] for r in stored(lake)}
+    assert not compactor.start([])  # nothing to do: no thread
+
+
+def test_a_pass_asked_for_while_one_runs_is_skipped_and_errors_are_kept(
+    tmp_path: Path,
+) -> None:
+    lake = IntervalLake(tmp_path)
+    _small_appends(lake)
+    folder = lake.shard_folders(DAY)[0]
+    broken = folder / f"part-{stamp_of(datetime.now(UTC))}-0badf11e.parquet"
+    broken.write_bytes(b"PAR1 not parquet")
+    compactor = BackgroundCompactor(lake, grace=NOW)
+    # hold the folder's lock shared so that the pass waits; ask for a second meanwhile
+    with locked(folder, exclusive=False):
+        assert compactor.start([DAY])
+        assert not compactor.start([DAY])  # still running: skipped
+    assert compactor.join(30.0)
+    assert len(compactor.errors) == 1 and "cannot read" in compactor.errors[0]
+    assert compactor.compacted == 1  # the other shard's folder
+    assert broken.exists()  # the folder it could not read is as it was

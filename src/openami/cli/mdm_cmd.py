@@ -102,7 +102,7 @@ def run(
     from openami.mdm.event_ingest import EventIngest
     from openami.mdm.ingest import ReadIngest
     from openami.mdm.recollect import GapWatcher
-    from openami.store.compaction import compact_day
+    from openami.store.compaction import BackgroundCompactor
     from openami.store.events import EventStore
     from openami.store.lake import IntervalLake
     from openami.store.validated import day_of
@@ -129,7 +129,8 @@ def run(
 
     signal.signal(signal.SIGTERM, stop)
     began = last_data = last_line = last_compaction = time.monotonic()
-    stored = compacted = 0
+    stored = 0
+    compactor = BackgroundCompactor(lake)  # so that ingest never waits for it
     span = lake.interval_span()  # what an earlier run stored
     first_end, last_end = span if span is not None else (None, None)
     step = plan.interval_minutes * 60
@@ -185,8 +186,9 @@ def run(
             if compact_every and last_end is not None and now - last_compaction >= compact_every:
                 last_compaction = now
                 newest = day_of(last_end)  # days before the newest are closed, in data time
-                for day in (d for d in lake.days() if d < newest):
-                    compacted += compact_day(lake, day).compacted
+                compactor.start([d for d in lake.days() if d < newest])
+            while compactor.errors:
+                err.print(compactor.errors.pop(0))
             if duration is not None and now - began >= duration:
                 break
             done = last_requests == 0 or not watcher.due(
@@ -198,6 +200,8 @@ def run(
         pass
     finally:
         the_bus.close()
+        if not compactor.join(60.0):
+            err.print("compaction still running at exit; the next run goes on with it")
     if as_json:
         summary = {
             "reads_stored": stored,
@@ -206,7 +210,7 @@ def run(
             "alarms_open": len(alarms.alarms(open_only=True)),
             "dead_letters": len(ingest.dead_letters),
             "gap_checks": watcher.checks,
-            "shard_folders_compacted": compacted,
+            "shard_folders_compacted": compactor.compacted,
             "collections_requested": watcher.requests,
             "first_interval_end": first_end,
             "last_interval_end": last_end,

@@ -20,6 +20,7 @@ def compact(
         list[str] | None,
         typer.Option(
             "--day",
+            metavar="YYYY-MM-DD",
             help="A UTC day to compact (YYYY-MM-DD; repeat the option for several). "
             "Default: every day before today's, the days ingest has closed.",
         ),
@@ -49,6 +50,7 @@ def compact(
 
     Example: openami mdm compact --data-dir /tmp/ami --day 2026-08-03
     """
+    from openami.errors import AmiError
     from openami.store.compaction import compact_day
 
     lake, _ = _stores(data_dir)
@@ -66,6 +68,7 @@ def compact(
         for done, the_day in enumerate(days, start=1):
             reports.append(compact_day(lake, the_day, grace=grace, min_files=min_files))
             progress(done, len(days))
+    failed = [f"{r.day}: {why}" for r in reports for why in r.failed]
     for r in reports:
         if as_json:
             _emit_json(
@@ -78,6 +81,7 @@ def compact(
                     "bytes_before": r.bytes_before,
                     "bytes_after": r.bytes_after,
                     "removed": r.removed,
+                    "failed": r.failed,
                     "seconds": round(r.seconds, 3),
                 }
             )
@@ -88,3 +92,7 @@ def compact(
             f"{r.bytes_before / 1e6:,.1f} MB -> {r.bytes_after / 1e6:,.1f} MB, "
             f"{r.removed:,} replaced files removed, {r.seconds:.1f} s"
         )
+    if failed:
+        for line in failed:
+            err.print(f"not compacted (left as it was): {line}")
+        raise AmiError(f"{len(failed)} shard folder(s) could not be compacted")

@@ -16,6 +16,7 @@ the compact file, and the next pass folds them in.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from openami.errors import StoreError
+from openami.errors import AmiError, StoreError
 from openami.store.lake import IntervalLake, write_parquet_atomically
 from openami.store.shard_files import (
     COMPACT_PREFIX,
@@ -33,7 +34,7 @@ from openami.store.shard_files import (
     record_upto,
 )
 
-__all__ = ["DEFAULT_GRACE", "CompactionReport", "compact_day"]
+__all__ = ["DEFAULT_GRACE", "BackgroundCompactor", "CompactionReport", "compact_day"]
 
 DEFAULT_GRACE = timedelta(minutes=10)
 ROW_GROUP = 1 << 20
@@ -57,6 +58,7 @@ class CompactionReport:
     removed: int = 0  # superseded files deleted (of this pass or an earlier one)
     seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # folders left as they were, and why
+    failed: list[str] = field(default_factory=list)  # folders that could not be compacted
 
 
 def _remove_superseded(folder: Path, grace: timedelta) -> int:
@@ -122,14 +124,63 @@ def compact_day(
 ) -> CompactionReport:
     """Compact every shard folder of ``day`` holding at least ``min_files`` live files;
     remove what earlier passes superseded, once ``grace`` has passed (zero: at once, for a
-    lake no one else is reading)."""
+    lake no one else is reading). A folder that cannot be read is left as it was and named
+    in ``failed``; the others are compacted all the same."""
     began = time.perf_counter()
     report = CompactionReport(day)
     for folder in lake.shard_folders(day):
         report.shards += 1
         report.removed += _remove_superseded(folder, grace)
-        _compact_folder(folder, report, min_files)
+        try:
+            _compact_folder(folder, report, min_files)
+        except StoreError as exc:  # that folder stays as it was; the others go on
+            report.failed.append(str(exc))
         if grace <= timedelta(0):
             report.removed += _remove_superseded(folder, grace)
     report.seconds = time.perf_counter() - began
     return report
+
+
+class BackgroundCompactor:
+    """Compaction in a thread of its own, for a process that must not wait for it (the
+    MDMS consuming the bus): one pass over the days given at a time; a pass asked for
+    while one runs is skipped, since the next will cover it. Parquet reading and writing
+    release the interpreter, so the thread takes little from the consumer."""
+
+    def __init__(self, lake: IntervalLake, grace: timedelta = DEFAULT_GRACE) -> None:
+        self.lake = lake
+        self.grace = grace
+        self.compacted = 0  # shard folders rewritten, over every pass
+        self.errors: list[str] = []  # what went wrong, for the caller to report
+        self._thread: threading.Thread | None = None
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, days: list[date]) -> bool:
+        """Begin a pass over ``days``; False when one is still running."""
+        if self.busy() or not days:
+            return False
+        self._thread = threading.Thread(
+            target=self._run, args=(list(days),), name="lake-compaction", daemon=True
+        )
+        self._thread.start()
+        return True
+
+    def _run(self, days: list[date]) -> None:
+        for day in days:
+            try:
+                report = compact_day(self.lake, day, grace=self.grace)
+            except AmiError as exc:  # the lake stays as it was: readers see the old files
+                self.errors.append(f"compacting {day}: {exc}")
+                continue
+            self.compacted += report.compacted
+            self.errors.extend(f"compacting {day}: {why}" for why in report.failed)
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the pass running, at most ``timeout`` s; True when none runs any more.
+        A pass cut short by the process ending loses nothing (compaction commits by one
+        rename, and leaves only a temporary file otherwise)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.busy()
