@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from openami import __version__
 from openami.api import (
     application_routes,
+    cim_control_routes,
     data_routes,
     energy_routes,
     espi_routes,
@@ -42,6 +43,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(espi_routes.router)
     app.include_router(application_routes.router)
     app.include_router(order_routes.router)
+    app.include_router(cim_control_routes.router)
     app.include_router(energy_routes.router)
     app.include_router(subscription_routes.router)
 

@@ -18,7 +18,7 @@ from openami.api.orders import OrderDesk, OrderKind
 from openami.api.store import Role, ServiceOrder
 from openami.errors import ConfigError
 
-__all__ = ["router"]
+__all__ = ["desk_of", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["service orders"], responses=DATA_ERRORS)
 
@@ -30,7 +30,7 @@ class OrderRequest(BaseModel):
     amps: int | None = Field(default=None, description="set_contract_current: 1 .. 200")
 
 
-def _desk(request: Request) -> OrderDesk:
+def desk_of(request: Request) -> OrderDesk:
     desk: OrderDesk | None = state_of(request).orders
     if desk is None:
         raise Denied(503, "this service has no head-end bus: start it with --bus nats://...")
@@ -62,7 +62,7 @@ def _plain(order: ServiceOrder) -> dict[str, Any]:
 def place_order(request: Request, who: Who, order: OrderRequest) -> dict[str, Any]:
     """Place a service order (operator role); 202 with the order, status ``pending``."""
     who.require(Role.OPERATOR)
-    desk = _desk(request)
+    desk = desk_of(request)
     if not state_of(request).data.meters(datetime.now(UTC), [order.meter_id]):
         raise Denied(404, f"no meter {order.meter_id} in the registry")
     try:
@@ -83,7 +83,7 @@ def place_order(request: Request, who: Who, order: OrderRequest) -> dict[str, An
 def get_order(request: Request, who: Who, order_id: str) -> dict[str, Any]:
     """An order and, once the head-end has reported, how it ended."""
     who.require(Role.READ_ONLY)
-    _desk(request).collect()
+    desk_of(request).collect()
     found = state_of(request).store.orders(order_id=order_id)
     if not found:
         raise Denied(404, f"no service order {order_id}")
@@ -99,7 +99,7 @@ def get_order(request: Request, who: Who, order_id: str) -> dict[str, Any]:
 def list_orders(request: Request, who: Who, meter_id: int | None = None) -> dict[str, Any]:
     """Every order (of one meter, with ``meter_id``), oldest first."""
     who.require(Role.READ_ONLY)
-    _desk(request).collect()
+    desk_of(request).collect()
     found = state_of(request).store.orders(meter_id=meter_id)
     audit(request, who, 200, len(found))
     return {"orders": [_plain(o) for o in found]}

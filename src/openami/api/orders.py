@@ -67,8 +67,13 @@ class OrderDesk:
         minutes: int | None = None,
         amps: int | None = None,
         now: datetime | None = None,
+        deadline: datetime | None = None,
     ) -> ServiceOrder:
+        """Record the order, then hand it to the head-end; it must be carried out before
+        ``deadline`` (default: ``ttl`` from now)."""
         now = now or datetime.now(UTC)
+        if deadline is not None and deadline <= now:
+            raise ConfigError(f"the deadline {deadline.isoformat()} has passed")
         if kind is OrderKind.SET_INTERVAL and minutes not in (60, 30, 15, 5):
             raise ConfigError("set_interval needs minutes: 60, 30, 15 or 5")
         if kind is OrderKind.SET_CONTRACT_CURRENT and (amps is None or not 1 <= amps <= 200):
@@ -87,7 +92,7 @@ class OrderDesk:
             parameters=parameters,
             requested_by=who,
             requested_at=now,
-            deadline=now + self.ttl,
+            deadline=deadline or now + self.ttl,
             status="pending",
         )
         self.store.add_order(order)  # first, so that a result always finds its order
