@@ -27,9 +27,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 
 from openami.api.access import Caller, Denied, client_credentials
-from openami.api.data_routes import state_of
+from openami.api.data_routes import audit, state_of
 from openami.api.scope import DEFAULT_SCOPE
-from openami.api.store import AccessRecord, Client, registration_token
+from openami.api.store import Client, registration_token
 from openami.protocols.espi import (
     ApplicationInformationInfo,
     DataCustodianApplicationStatus,
@@ -111,14 +111,5 @@ def one_application(
     app = application_information(client, pair[1], base, now)
     issued = client.created_at or now
     document = application_information_entry(app, published=issued, updated=now, base_url=base)
-    api.store.record(
-        AccessRecord(
-            at=now,
-            who=who.who,
-            customer=None,
-            what=f"GET {request.url.path}",
-            status=200,
-            rows=1,
-        )
-    )
+    audit(request, who, 200, 1)
     return Response(document, media_type=ATOM, headers={"Cache-Control": "no-store"})

@@ -24,7 +24,6 @@ producers, callable directly as well.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -50,6 +49,7 @@ from openami.api.store import (
 )
 from openami.errors import ConfigError, StoreError
 from openami.protocols.dlms.notification import EventCode
+from openami.store.shard_files import part_stamp, stamp_of
 from openami.store.sql import why, write_transaction
 
 __all__ = [
@@ -70,8 +70,6 @@ EVENTS_PER_DELIVERY = 1_000
 # a file whose writer took its name's stamp longer ago than this before renaming it into
 # place could be missed by the scan; the stores' writes take seconds
 SCAN_GRACE = timedelta(hours=1)
-_STAMP = re.compile(r"^part-(\d{8}T\d{12})-")
-_STAMP_FORMAT = "%Y%m%dT%H%M%S%f"
 
 
 class SubscriptionLimit(ConfigError):
@@ -125,10 +123,6 @@ class _Target:
     meters: np.ndarray[Any, np.dtype[np.int64]] | None  # sorted; None: every meter
     data_from: datetime | None
     created_at: datetime
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_STAMP_FORMAT)
 
 
 def _split(text: str | None) -> tuple[int, ...] | None:
@@ -484,7 +478,7 @@ class Webhooks:
         floor = mark or ""
         if targets:
             # nothing written before the oldest subscription is for anyone
-            floor = max(floor, _stamp(min(t.created_at for t in targets)))
+            floor = max(floor, stamp_of(min(t.created_at for t in targets)))
         new: dict[str, list[tuple[Path, str]]] = {}
         if targets:
             seen = {
@@ -495,11 +489,11 @@ class Webhooks:
                 )
             }
             for path in sorted(folder.glob("day=*/part-*.parquet")):
-                match = _STAMP.match(path.name)
+                stamp = part_stamp(path.name)
                 key = f"{path.parent.name}/{path.name}"
-                if match is None or match.group(1) < floor or key in seen:
+                if stamp is None or stamp < floor or key in seen:
                     continue
-                new.setdefault(path.parent.name, []).append((path, match.group(1)))
+                new.setdefault(path.parent.name, []).append((path, stamp))
         enqueued = 0
         for group in new.values():
             try:
@@ -532,7 +526,7 @@ class Webhooks:
                 # (time-sorted) files, those from the first one written after it on
                 by_first: dict[int, list[_Target]] = {}
                 for target in self._targets(conn, now):
-                    made_at = _stamp(target.created_at)
+                    made_at = stamp_of(target.created_at)
                     first = next((k for k, (_, s) in enumerate(group) if s >= made_at), None)
                     if source in target.events and first is not None:
                         by_first.setdefault(first, []).append(target)
@@ -566,7 +560,7 @@ class Webhooks:
 
     def _advance(self, source: str, mark: str | None, now: datetime) -> None:
         """Move the watermark to ``now - SCAN_GRACE`` and forget the files seen before it."""
-        stamp = max(mark or "", _stamp(now - SCAN_GRACE))
+        stamp = max(mark or "", stamp_of(now - SCAN_GRACE))
         w, n = notification_watermark.c, notification_seen.c
         try:
             with write_transaction(self.engine) as conn:

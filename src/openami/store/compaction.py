@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from openami.errors import AmiError, StoreError
 from openami.store.lake import IntervalLake, write_parquet_atomically
 from openami.store.shard_files import (
     COMPACT_PREFIX,
+    file_name,
     listing,
     locked,
     record_upto,
@@ -95,7 +95,7 @@ def _compact_folder(folder: Path, report: CompactionReport, min_files: int) -> N
         # every part named before this point is whole: writers hold the lock shared
         found = listing(folder)
         live = found.live()
-        newer = [(s, p) for s, p in found.parts if found.upto is None or s > found.upto]
+        newer = found.newer
         if len(live) < min_files or not newer:
             report.skipped.append(f"{folder.name}: {len(live)} file(s)")
             return
@@ -106,8 +106,7 @@ def _compact_folder(folder: Path, report: CompactionReport, min_files: int) -> N
         table = pq.read_table(live, partitioning=None).sort_by(_SORT)
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read {folder} to compact it: {exc}") from None
-    name = f"{COMPACT_PREFIX}{upto}-{uuid.uuid4().hex[:8]}.parquet"
-    written = write_parquet_atomically(folder, name, table, ROW_GROUP)
+    written = write_parquet_atomically(folder, file_name(upto, COMPACT_PREFIX), table, ROW_GROUP)
     report.compacted += 1
     report.files_before += len(live)
     report.rows += table.num_rows

@@ -16,7 +16,6 @@ touched are kept in a set.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -30,6 +29,7 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 from openami.store.lake import write_parquet_atomically
+from openami.store.shard_files import file_name, stamp_of
 from openami.store.validated import day_of, utc_days
 
 __all__ = ["EVENT_SCHEMA", "EventAppend", "EventStore"]
@@ -102,7 +102,7 @@ class EventStore:
                 },
                 schema=EVENT_SCHEMA,
             )
-            name = f"part-{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+            name = file_name(stamp_of(at))
             write_parquet_atomically(self._folder(day_of(int(day) * 86_400)), name, table)
 
     def _folder(self, day: date) -> Path:

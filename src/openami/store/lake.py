@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openami.errors import StoreError
-from openami.store.shard_files import PART_PREFIX, live_files, locked, next_stamp
+from openami.store.shard_files import file_name, live_files, locked, next_stamp
 
 __all__ = [
     "READ_SCHEMA",
@@ -250,8 +250,7 @@ class IntervalLake:
     def _atomic_write(folder: Path, table: pa.Table) -> None:
         # named, written and renamed under the folder's shared lock (store/shard_files)
         with locked(folder, exclusive=False):
-            name = f"{PART_PREFIX}{next_stamp(folder)}-{uuid.uuid4().hex[:8]}.parquet"
-            write_parquet_atomically(folder, name, table)
+            write_parquet_atomically(folder, file_name(next_stamp(folder)), table)
 
     @staticmethod
     def _day_name(day: int) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ __all__ = [
     "COMPACT_PREFIX",
     "PART_PREFIX",
     "ShardListing",
+    "file_name",
     "listing",
     "live_files",
     "locked",
     "next_stamp",
+    "part_stamp",
     "record_upto",
     "stamp_of",
 ]
@@ -49,6 +52,18 @@ _STAMP = re.compile(r"\d{8}T\d{12}")
 
 def stamp_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+def file_name(stamp: str, prefix: str = PART_PREFIX) -> str:
+    """A store file's name, ``PREFIX-STAMP-XXXXXXXX.parquet`` (eight random hex digits):
+    the parts of the lake, the validated store and the event store, and compact files."""
+    return f"{prefix}{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def part_stamp(name: str) -> str | None:
+    """The stamp of a part's file name; None for any other name."""
+    match = _NAME.match(name)
+    return match.group(2) if match is not None and match.group(1) == "part" else None
 
 
 def _moment(stamp: str) -> datetime:
@@ -68,12 +83,16 @@ class ShardListing:
         """The stamp the newest compact file covers (None: never compacted)."""
         return self.compacts[-1][0] if self.compacts else None
 
+    @property
+    def newer(self) -> list[tuple[str, Path]]:
+        """The parts the newest compact file does not hold (every part, uncompacted)."""
+        upto = self.upto
+        return self.parts if upto is None else [(s, p) for s, p in self.parts if s > upto]
+
     def live(self) -> list[Path]:
         """The files that hold the folder's reads, each read once."""
-        upto = self.upto
-        if upto is None:
-            return [p for _, p in self.parts]
-        return [self.compacts[-1][1], *(p for s, p in self.parts if s > upto)]
+        kept = [p for _, p in self.newer]
+        return kept if not self.compacts else [self.compacts[-1][1], *kept]
 
     def superseded(self) -> list[Path]:
         """Files whose rows the newest compact file holds."""

@@ -25,7 +25,6 @@ rule) and ``vee_gaps/day=.../gaps.parquet`` (the re-collection state of missing 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
@@ -38,6 +37,7 @@ import pyarrow.parquet as pq
 
 from openami.errors import StoreError
 from openami.store.lake import write_parquet_atomically
+from openami.store.shard_files import file_name, stamp_of
 
 __all__ = [
     "KEY",
@@ -163,7 +163,7 @@ class ValidatedStore:
                 pa.timestamp("ms", tz="UTC")
             )
             table = pa.table(columns).select(VALIDATED_SCHEMA.names).cast(VALIDATED_SCHEMA)
-            name = f"part-{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+            name = file_name(stamp_of(at))
             _atomic_write(self.reads_dir / f"day={_day_name(day)}", name, table)
         return rows.height
 
