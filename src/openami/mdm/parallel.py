@@ -60,7 +60,7 @@ from openami.mdm.billing import (
 )
 from openami.mdm.billing.frames import check_contracts
 from openami.mdm.vee.config import VeeConfig
-from openami.mdm.vee.run import RunSummary, run_day
+from openami.mdm.vee.run import RunSummary, one_after_another, run_day
 from openami.store.lake import IntervalLake
 from openami.store.validated import KEY, ValidatedStore, latest_versions
 
@@ -116,8 +116,7 @@ class InProcess:
     def run(
         self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]
     ) -> Iterator[tuple[int, R]]:
-        for index, args in enumerate(calls):
-            yield index, fn(*args)
+        return one_after_another(fn, calls)
 
 
 class _Dask:

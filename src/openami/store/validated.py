@@ -252,11 +252,25 @@ class ValidatedStore:
     def save_stats(self, day: date, stats: pl.DataFrame) -> None:
         self._save(self.stats_dir, day, "stats.parquet", stats)
 
-    def load_stats(self, days: Iterable[date]) -> pl.DataFrame | None:
-        frames = [
-            f for d in days if (f := self._load(self.stats_dir, d, "stats.parquet")) is not None
+    def load_stats(
+        self, days: Iterable[date], meters: tuple[int, int] | None = None
+    ) -> pl.DataFrame | None:
+        """The VEE statistics of ``days`` (None when no day has any); with ``meters``
+        (first, last id) only those meters' rows, read by row group."""
+        paths = [
+            path
+            for d in days
+            if (path := self.stats_dir / f"day={_day_name(d)}" / "stats.parquet").exists()
         ]
-        return pl.concat(frames) if frames else None
+        if not paths:
+            return None
+        rows = pl.scan_parquet(paths)
+        if meters is not None:
+            rows = rows.filter(pl.col("meter_id").is_between(*meters))
+        try:
+            return rows.collect()
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise StoreError(f"cannot read the VEE statistics in {self.stats_dir}: {exc}") from None
 
     def save_gaps(self, day: date, gaps: pl.DataFrame) -> None:
         self._save(self.gaps_dir, day, "gaps.parquet", gaps)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from openami.bus.contract import CollectRequest
-from openami.errors import ConfigError, StoreError
+from openami.errors import ConfigError
 from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
@@ -36,9 +36,18 @@ from openami.mdm.vee.history import reference_profile, trailing_stats
 from openami.store.lake import IntervalLake
 from openami.store.validated import ValidatedStore
 
-__all__ = ["ChunkOutcome", "RunSummary", "day_start", "feed_lake", "run_day", "vee_chunk"]
+__all__ = [
+    "ChunkOutcome",
+    "RunSummary",
+    "day_start",
+    "feed_lake",
+    "one_after_another",
+    "run_day",
+    "vee_chunk",
+]
 
 M = "meter_id"
+R = TypeVar("R")
 _COLUMNS = ["meter_id", "channel", "interval_end", "value_wh", "version", "status", "received_at"]
 
 
@@ -117,19 +126,10 @@ def _trailing_history(
 ) -> pl.DataFrame | None:
     """``trailing_stats`` of the meters ``first..last`` over the ``days`` days before
     ``day`` (None when no day has statistics, as ``run_day`` has it)."""
-    paths = [
-        path
-        for back in range(1, days + 1)
-        if (
-            path := store.stats_dir / f"day={day - timedelta(days=back)}" / "stats.parquet"
-        ).is_file()
-    ]
-    if not paths:
+    before = [day - timedelta(days=back) for back in range(1, days + 1)]
+    daily = store.load_stats(before, (first, last))
+    if daily is None:
         return None
-    try:
-        daily = pl.scan_parquet(paths).filter(pl.col(M).is_between(first, last)).collect()
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise StoreError(f"cannot read the VEE statistics before {day}: {exc}") from None
     return trailing_stats(daily)
 
 
@@ -186,9 +186,10 @@ Tasks = Callable[
 ]
 
 
-def _one_after_another(
-    fn: Callable[..., ChunkOutcome], calls: Sequence[tuple[Any, ...]]
-) -> Iterator[tuple[int, ChunkOutcome]]:
+def one_after_another(
+    fn: Callable[..., R], calls: Sequence[tuple[Any, ...]]
+) -> Iterator[tuple[int, R]]:
+    """``fn(*calls[i])`` for every i, here, in order: ``(index, result)`` as each ends."""
     for index, args in enumerate(calls):
         yield index, fn(*args)
 
@@ -243,7 +244,7 @@ def run_day(
             )
     outcomes: list[ChunkOutcome | None] = [None] * len(calls)
     done = 0
-    for index, outcome in (run_tasks or _one_after_another)(vee_chunk, calls):
+    for index, outcome in (run_tasks or one_after_another)(vee_chunk, calls):
         outcomes[index] = outcome
         done += outcome.meters
         if progress is not None:
