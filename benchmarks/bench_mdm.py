@@ -26,6 +26,7 @@ validated store already, and contribute no reads to a one-day run).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import resource
@@ -47,7 +48,7 @@ from openami.bench import Benchmark, BenchResult, result
 from openami.bus.contract import ReadSource
 from openami.errors import BenchmarkError
 from openami.mdm.billing import BillingMonth, load_tariffs
-from openami.mdm.parallel import WORKER_ENV, billing_for_cycle, run_vee_day
+from openami.mdm.parallel import billing_for_cycle, local_cluster, run_vee_day
 from openami.mdm.vee.synthetic import DAY0, write_day
 from openami.store.lake import IntervalLake
 from openami.store.validated import ValidatedStore
@@ -161,23 +162,15 @@ def run(params: Mapping[str, str]) -> BenchResult:
         )
         book = load_tariffs()
         client: Any = None
-        cluster: Any = None
         startup_s = 0.0
-        if workers > 1:
-            from distributed import Client, LocalCluster
+        with contextlib.ExitStack() as stack:
+            if workers > 1:
+                from distributed import Client
 
-            began = time.perf_counter()
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",
-                env=WORKER_ENV,
-            )
-            client = Client(cluster)  # type: ignore[no-untyped-call]
-            startup_s = time.perf_counter() - began
-        try:
+                began = time.perf_counter()
+                cluster = stack.enter_context(local_cluster(workers))
+                client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
+                startup_s = time.perf_counter() - began
             began = time.perf_counter()
             summary = run_vee_day(
                 lake,
@@ -197,10 +190,6 @@ def run(params: Mapping[str, str]) -> BenchResult:
             worker_peaks: list[float] = (
                 list(client.run(_worker_peak_mib).values()) if client is not None else []
             )
-        finally:
-            if client is not None:
-                client.close()
-                cluster.close()
         bytes_per_read = store.bytes_per_read(DAY)
         validated_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.files(DAY))
     total_s = vee_s + billing_s

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
+from openami.allocators import batch_env
 from openami.bus.contract import ReadSource
 from openami.errors import AmiError, ConfigError
 from openami.mdm.billing import (
@@ -32,7 +33,14 @@ from openami.mdm.billing import (
     load_tariffs,
     load_validated_reads,
 )
-from openami.mdm.parallel import billing_for_cycle, cycle_span, open_runner, run_vee_day
+from openami.mdm.parallel import (
+    WORKER_ENV,
+    billing_for_cycle,
+    cycle_span,
+    local_cluster,
+    open_runner,
+    run_vee_day,
+)
 from openami.mdm.vee.grid import GridInfo
 from openami.mdm.vee.run import RunSummary, run_day
 from openami.mdm.vee.synthetic import SyntheticDay, inject, synthetic_day
@@ -102,13 +110,29 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
-    )
-    with Client(cluster) as connected:  # type: ignore[no-untyped-call]
+    with local_cluster(2) as cluster, Client(cluster) as connected:  # type: ignore[no-untyped-call]
         yield connected
-    cluster.close()
     assert cluster.status.name == "closed"
+
+
+def _worker_settings() -> dict[str, str | None]:
+    import os
+
+    names = [*batch_env(), *WORKER_ENV]
+    return {name: os.environ.get(name) for name in names}
+
+
+def test_workers_start_with_the_allocator_settings(client: Client) -> None:
+    """Dask's own pre-spawn setting would make glibc trim at every free; the workers run
+    with openami's instead, and with Polars on one thread."""
+    seen = client.run(_worker_settings)
+    assert len(seen) == 2
+    for settings in seen.values():
+        # Polars, imported in the worker, put its defaults in front: jemalloc takes the last
+        expected: dict[str, str | None] = {**batch_env(), **WORKER_ENV}
+        jemalloc = settings.pop("_RJEM_MALLOC_CONF")
+        assert jemalloc is not None and jemalloc.endswith(str(expected.pop("_RJEM_MALLOC_CONF")))
+        assert settings == expected
 
 
 def _copy(raw: Path, to: Path) -> tuple[IntervalLake, ValidatedStore]:

@@ -36,6 +36,7 @@ same validated store content and the same determinants as the in-process one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import polars as pl
 
+from openami.allocators import batch_env
 from openami.errors import AmiError, ConfigError
 from openami.mdm.billing import (
     BillingCalendar,
@@ -65,7 +67,7 @@ from openami.store.lake import IntervalLake
 from openami.store.validated import KEY, ValidatedStore, latest_versions
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, LocalCluster
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -74,6 +76,7 @@ __all__ = [
     "Runner",
     "billing_for_cycle",
     "cycle_span",
+    "local_cluster",
     "open_runner",
     "run_vee_day",
 ]
@@ -82,6 +85,8 @@ M = "meter_id"
 DEFAULT_WORKERS = 2  # this machine has two cores
 # a worker process is one partition at a time on one core: Polars' own thread pool in each
 # would only contend with the other workers (measured: 4% slower on two cores)
+# Polars on one thread: a worker is one process of one thread, and a Polars pool per worker
+# would only fight the other workers for the cores
 WORKER_ENV = {"POLARS_MAX_THREADS": "1"}
 _INLINE_BYTES = 256 * 1024  # task arguments larger than this are scattered, not inlined
 R = TypeVar("R")
@@ -160,6 +165,39 @@ class _Dask:
 
 
 @contextmanager
+def local_cluster(workers: int = DEFAULT_WORKERS) -> Iterator[LocalCluster]:
+    """A Dask ``LocalCluster`` of ``workers`` processes of one thread, closed on the way
+    out. Its workers start with ``WORKER_ENV`` and the allocator settings of
+    ``openami.allocators`` (they keep freed memory for the next chunk). Those must be in a
+    process's environment before it starts, so they go in as Dask's pre-spawn environment
+    (whose own setting would make glibc give memory back at every free), and into this
+    process's environment, which Dask lets override it."""
+    import dask
+    from distributed import LocalCluster
+
+    if workers < 1:
+        raise ConfigError(f"a local Dask cluster needs at least one worker, not {workers}")
+    settings = batch_env()
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **settings}
+    # Dask lets this process's environment override its pre-spawn settings, and Polars
+    # has written its own jemalloc defaults there: the environment must say ours too
+    os.environ.update(settings)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # no fixed port: two clusters may run side by side
+            env=WORKER_ENV,
+        )
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@contextmanager
 def open_runner(
     scheduler: str | Client | None = None,
     *,
@@ -175,24 +213,11 @@ def open_runner(
     if not isinstance(scheduler, str):
         yield _Dask(scheduler, "dask (a connected client)")
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler == "local":
-        if workers < 1:
-            raise ConfigError(f"a local Dask cluster needs at least one worker, not {workers}")
-        cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # no fixed port: two clusters may run side by side
-            env=WORKER_ENV,
-        )
-        try:
-            with Client(cluster) as client:  # type: ignore[no-untyped-call]
-                yield _Dask(client, f"dask local ({workers} processes)")
-        finally:
-            cluster.close()
+        with local_cluster(workers) as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+            yield _Dask(client, f"dask local ({workers} processes)")
         return
     if scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
         try:
