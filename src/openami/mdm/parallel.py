@@ -15,8 +15,10 @@ matter of where the partitions run:
 - **Determinants of a billing cycle** (:func:`billing_for_cycle`): one partition is a shard
   of meters. A task loads its shard's reads over the cycle (validated reads by default, by
   meter-id range, which the validated files' statistics prune; or raw lake reads by
-  ``meter_id % n``) and accumulates partial determinants; the driver merges the partials
-  and finalizes them against every contract.
+  ``meter_id % n``), accumulates partial determinants and finalizes them against the
+  shard's contracts. Shards split the meters, so a contract's reads are all in one shard:
+  the driver only puts the shards' determinants together (no merge of partials, and the
+  finalizing runs on the workers too).
 
 Where they run (``scheduler``):
 
@@ -51,14 +53,12 @@ from openami.errors import AmiError, ConfigError
 from openami.mdm.billing import (
     BillingCalendar,
     BillingMonth,
-    Partials,
     TariffBook,
     accumulate,
     finalize,
     load_interval_reads,
     load_tariffs,
     load_validated_reads,
-    merge_partials,
 )
 from openami.mdm.billing.frames import check_contracts
 from openami.mdm.vee.config import VeeConfig
@@ -321,9 +321,10 @@ def _validated_shard(
     contracts: pl.DataFrame,
     calendar: BillingCalendar,
     events: pl.DataFrame | None,
-) -> Partials:
+    month: BillingMonth,
+) -> pl.DataFrame:
     reads = load_validated_reads(_MeterRange(store_root, first, last), start, end)
-    return accumulate(reads, contracts, calendar, events)
+    return finalize(accumulate(reads, contracts, calendar, events), contracts, calendar, month)
 
 
 def _raw_shard(
@@ -335,9 +336,10 @@ def _raw_shard(
     contracts: pl.DataFrame,
     calendar: BillingCalendar,
     events: pl.DataFrame | None,
-) -> Partials:
+    month: BillingMonth,
+) -> pl.DataFrame:
     reads = load_interval_reads(IntervalLake(lake_root), start, end, shard=(index, count))
-    return accumulate(reads, contracts, calendar, events)
+    return finalize(accumulate(reads, contracts, calendar, events), contracts, calendar, month)
 
 
 def billing_for_cycle(
@@ -384,9 +386,10 @@ def billing_for_cycle(
                         contracts.filter(mine),
                         shared,
                         events.filter(mine) if events is not None else None,
+                        month,
                     )
                 )
-            task: Callable[..., Partials] = _validated_shard
+            task: Callable[..., pl.DataFrame] = _validated_shard
         else:
             for index in range(shards):
                 mine = pl.col(M) % shards == index
@@ -400,13 +403,16 @@ def billing_for_cycle(
                         contracts.filter(mine),
                         shared,
                         events.filter(mine) if events is not None else None,
+                        month,
                     )
                 )
             task = _raw_shard
-        parts: list[Partials | None] = [None] * len(calls)
-        for done, (index, partial) in enumerate(runner.run(task, calls), start=1):
-            parts[index] = partial
+        parts: list[pl.DataFrame | None] = [None] * len(calls)
+        for done, (index, shard) in enumerate(runner.run(task, calls), start=1):
+            parts[index] = shard
             if progress is not None:
                 progress(done, len(calls))
-    merged = merge_partials([p for p in parts if p is not None])
-    return finalize(merged, contracts, calendar, month)
+    # shards split the meters, so each contract's reads, partials and row are in one
+    # shard: the shards' finished determinants only need putting together, in the order
+    # finalize gives them
+    return pl.concat([p for p in parts if p is not None]).sort("contract_id", maintain_order=True)

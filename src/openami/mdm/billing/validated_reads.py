@@ -22,6 +22,7 @@ from openami.store.validated import Origin, ValidatedStore, span_days
 __all__ = ["load_validated_reads"]
 
 _REPLACED = int(ESTIMATED | Quality.EDITED)
+_DAY_S = 86_400
 
 
 def _side(rows: pl.DataFrame, channel: Channel, name: str) -> pl.DataFrame:
@@ -55,7 +56,13 @@ def load_validated_reads(store: ValidatedStore, start: datetime, end: datetime) 
         raise BillingError("start and end must be aware datetimes")
     lo, hi = int(start.timestamp()), int(end.timestamp())
     days = span_days(start, end)
-    frames = [store.current(d).filter(pl.col("interval_end").is_between(lo + 1, hi)) for d in days]
+    frames = []
+    for day in days:
+        rows = store.current(day)
+        first = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        if first <= lo or first + _DAY_S - 1 > hi:  # the day's file holds ends [first, +1 day)
+            rows = rows.filter(pl.col("interval_end").is_between(lo + 1, hi))
+        frames.append(rows)  # a day inside the span is taken whole: no copy of it
     rows = pl.concat(frames) if frames else store.current(end.astimezone(UTC).date()).head(0)
     both = _paired(
         _side(rows, Channel.IMPORT_INTERVAL, "import"),
