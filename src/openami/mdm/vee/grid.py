@@ -13,9 +13,10 @@ the four channels side by side, and a row for every expected slot, present or no
 - sorted by meter then slot, so per-meter windows (``over("meter_id")``) use sorted groups.
 
 Building it is a scatter, not a join: each read's position is ``meter_row * slots + slot``,
-with the meter's row found through a lookup table (or a binary search for sparse ids). The
-builder takes reads batch by batch (a Parquet file or row group at a time): its memory is
-the grid's (meters x slots), not the raw data's, so a partition streams from disk.
+with the meter's row found through a lookup table (or a binary search for sparse ids), and
+one compiled pass over a batch places its reads (``grid_kernels``). The builder takes reads
+batch by batch (a Parquet file or row group at a time): its memory is the grid's (meters x
+slots), not the raw data's, so a partition streams from disk.
 
 What a slot keeps per channel: the value of the highest version (the first arrival among
 equal versions, as the raw lake keeps the first copy of an identity), and whether any two
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +41,7 @@ import polars as pl
 import pyarrow as pa
 
 from openami.bus.contract import Channel
+from openami.mdm.vee.grid_kernels import place, put
 
 __all__ = ["CHANNELS", "GridBuilder", "GridInfo", "broadcast", "unix_seconds"]
 
@@ -68,21 +71,15 @@ class GridInfo:
 
 
 class _Slots:
-    """Values of the four channels of ``n`` slots, interleaved (slot * 4 + channel - 1) so
-    that one scatter places a batch of every channel. One more element at the end, the
-    trash, takes the reads that give no value, so a batch is scattered without first
-    being filtered. A slot holds a read when its version is above 0 (versions start at
-    1): one array less to scatter into than a separate presence mask."""
+    """Values of the four channels of ``n`` slots, interleaved (slot * 4 + channel - 1), so
+    that the four reads of a slot sit side by side. A slot holds a read when its version
+    is above 0 (versions start at 1): one array less than a separate presence mask."""
 
     def __init__(self, n: int) -> None:
         self.size = 4 * n
-        self.trash = 4 * n
-        self.value = np.zeros(4 * n + 1, dtype=np.int64)
-        self.version = np.zeros(4 * n + 1, dtype=np.int16)
-        self.conflict = np.zeros(4 * n + 1, dtype=bool)
-        # scratch for finding keys repeated within a batch (see ``_put``); never read
-        # before being written in the same call
-        self.owner = np.empty(4 * n + 1, dtype=np.int32)
+        self.value = np.zeros(4 * n, dtype=np.int64)
+        self.version = np.zeros(4 * n, dtype=np.int16)
+        self.conflict = np.zeros(4 * n, dtype=bool)
 
     def column(self, channel: int) -> tuple[IntArray, BoolArray, BoolArray]:
         k = channel - 1
@@ -160,64 +157,43 @@ class GridBuilder:
         """Place a batch of raw reads (``interval_end`` and ``received_at`` in Unix
         seconds). Reads of channels other than the four electricity channels are ignored.
 
-        The common case (every read of a known meter, on the grid, inside the day) takes
-        a few whole-array operations; the exceptions are worked out on their own rows."""
+        One compiled pass over the batch (``grid_kernels.place``) places what lies inside
+        the grid; the reads it leaves (unknown meters, other days, the opening interval)
+        are worked out here, on their own rows."""
         mid = np.asarray(meter_id, dtype=np.int64)
-        ch = np.asarray(channel, dtype=np.int64)
-        end = np.asarray(interval_end, dtype=np.int64)
-        val = np.asarray(value_wh, dtype=np.int64)
         n = mid.size
-        if version is None:
-            ver = np.ones(n, np.int16)
-        else:  # versions start at 1, and a stored version above 0 marks a read present
-            ver = np.maximum(np.asarray(version, dtype=np.int16), np.int16(1))
         self.reads += n
         if n == 0:
             return
-        info, step, slots = self.info, self.info.step_s, self.info.slots
+        ch = np.asarray(channel, dtype=np.int64)
+        end = np.asarray(interval_end, dtype=np.int64)
+        val = np.asarray(value_wh, dtype=np.int64)
+        if not ch.size == end.size == val.size == n:
+            raise ValueError("meter_id, channel, interval_end and value_wh differ in length")
+        ver = _optional(version, np.int16, n)
+        st = _optional(status, np.int16, n)
+        rec = _optional(received_at, np.int64, n)
         row = self._rows(mid)
-        slot, rem = np.divmod(end - info.day0, step)
-        off_grid = np.flatnonzero(rem)
-        if off_grid.size:
-            # a shorter legal interval: the slot containing it; a slipped clock: the nearest
-            off = end[off_grid] - info.day0
-            legal = off % self.grid_s == 0
-            slot[off_grid] = np.where(legal, -(-off // step), (off + step // 2) // step)
-        key = row * slots + slot
-        no_value = [off_grid]  # rows that give no value: their key goes to the trash
-        misplaced = np.zeros(0, dtype=np.int64)  # rows outside this grid altogether
-        if row.min() < 0 or slot.min() < 0 or slot.max() >= slots:
-            misplaced = np.flatnonzero((row < 0) | (slot < 0) | (slot >= slots))
-            self._misplaced(misplaced, row, slot, rem, ch, val, ver)
-            no_value.append(misplaced)
-        if ch.min() < 1 or ch.max() > 4:
-            no_value.append(np.flatnonzero((ch < 1) | (ch > 4)))
-
-        def inside(idx: IntArray) -> IntArray:
-            return idx if misplaced.size == 0 else np.setdiff1d(idx, misplaced)
-
-        if off_grid.size:
-            mark = inside(off_grid)
-            legal = (end[mark] - info.day0) % self.grid_s == 0
-            self.sub[key[mark[legal]]] = True
-            self.skew[key[mark[~legal]]] = True
-        if received_at is not None:
-            rec = np.asarray(received_at, dtype=np.int64)
-            ahead = inside(np.flatnonzero(end > rec + self.future_tolerance_s))
-            self.skew[key[ahead]] = True
-        if status is not None:
-            st = np.asarray(status, dtype=np.int16)
-            flagged = inside(np.flatnonzero(st))
-            np.bitwise_or.at(self.status, key[flagged], st[flagged])
-        key4 = key * 4 + ch - 1
-        dropped = np.unique(np.concatenate(no_value))
-        key4[dropped] = self._slots.trash
-        self.placed += n - dropped.size
-        _put(self._slots, key4, val, ver)
+        info, slots = self.info, self._slots
+        out_index = np.empty(n, dtype=np.int64)
+        out_slot = np.empty(n, dtype=np.int64)
+        out_rem = np.empty(n, dtype=np.int64)
+        placed, outside = place(
+            row, ch, end, val, ver, st, rec,
+            info.day0, info.step_s, info.slots, self.grid_s, self.future_tolerance_s,
+            slots.value, slots.version, slots.conflict, self.status, self.skew, self.sub,
+            out_index, out_slot, out_rem,
+        )  # fmt: skip
+        self.placed += placed
+        if outside:
+            idx = out_index[:outside]
+            versions = np.maximum(ver[idx], 1) if ver.size else np.ones(outside, np.int16)
+            self._misplaced(
+                row[idx], out_slot[:outside], out_rem[:outside], ch[idx], val[idx], versions
+            )
 
     def _misplaced(
         self,
-        idx: IntArray,
         row: IntArray,
         slot: IntArray,
         rem: IntArray,
@@ -226,13 +202,14 @@ class GridBuilder:
         ver: npt.NDArray[np.int16],
     ) -> None:
         """Count reads of unknown meters and of other days; keep the opening interval."""
-        known = row[idx] >= 0
+        known = row >= 0
         self.unknown_meter += int((~known).sum())
-        opening = known & (slot[idx] == -1) & (rem[idx] == 0) & (ch[idx] >= 1) & (ch[idx] <= 4)
+        opening = known & (slot == -1) & (rem == 0) & (ch >= 1) & (ch <= 4)
         self.outside += int((known & ~opening).sum())
-        o = idx[opening]
-        if o.size:
-            _put(self._opening, row[o] * 4 + ch[o] - 1, val[o], ver[o])
+        if opening.any():
+            o = self._opening
+            keys = row[opening] * 4 + ch[opening] - 1
+            put(o.value, o.version, o.conflict, keys, val[opening], ver[opening])
 
     # --- the frame ----------------------------------------------------------------------
 
@@ -276,46 +253,16 @@ class GridBuilder:
         return frame.with_columns(pl.col("meter_id").set_sorted())
 
 
-def _put(slots: _Slots, key: IntArray, val: IntArray, ver: npt.NDArray[np.int16]) -> None:
-    """Store reads at ``key``: the highest version wins, the first arrival among equals
-    (a value already stored arrived first); ``conflict`` records that copies of one
-    identity disagreed.
-
-    Everything is scattered at once; then the few keys that got several reads, or that
-    already held one, are settled again from their candidates (saved before the scatter)."""
-    if key.size == 0:
-        return
-    value, version = slots.value, slots.version
-    seen = version[key] > 0
-    # Keys repeated within the batch, without counting every key of the grid: each row
-    # writes its own index at its key; a row that reads back another index shares its key.
-    owner = slots.owner
-    index = np.arange(key.size, dtype=np.int32)
-    owner[key] = index
-    repeated = key[owner[key] != index]
-    if repeated.size == 0 and not seen.any():
-        value[key], version[key] = val, ver
-        return
-    settle = seen | np.isin(key, repeated) if repeated.size else seen
-    rows = np.flatnonzero(settle)
-    keys = np.unique(key[rows])
-    old = keys[version[keys] > 0]
-    old_val, old_ver = value[old].copy(), version[old].copy()
-    value[key], version[key] = val, ver
-    # candidates per key: what was stored (arrival -1), then the batch's rows in order
-    cand_key = np.concatenate([old, key[rows]])
-    cand_val = np.concatenate([old_val, val[rows]])
-    cand_ver = np.concatenate([old_ver, ver[rows]]).astype(np.int64)
-    arrival = np.concatenate([np.full(old.size, -1, dtype=np.int64), rows])
-    order = np.lexsort((arrival, -cand_ver, cand_key))
-    cand_key, cand_val, cand_ver = cand_key[order], cand_val[order], cand_ver[order]
-    starts = np.flatnonzero(np.r_[True, cand_key[1:] != cand_key[:-1]])
-    winners = cand_key[starts]
-    value[winners] = cand_val[starts]
-    version[winners] = cand_ver[starts]
-    low = np.minimum.reduceat(cand_val, starts)
-    high = np.maximum.reduceat(cand_val, starts)
-    slots.conflict[winners[low != high]] = True
+def _optional(
+    values: npt.ArrayLike | None, dtype: type[np.signedinteger[Any]], n: int
+) -> npt.NDArray[Any]:
+    """A per-read column the caller may leave out: empty then (the kernel's "not given")."""
+    if values is None:
+        return np.empty(0, dtype=dtype)
+    out = np.asarray(values, dtype=dtype)
+    if out.size != n:
+        raise ValueError("every column of a batch must have one value per read")
+    return out
 
 
 def unix_seconds(column: pa.ChunkedArray | pa.Array) -> IntArray:

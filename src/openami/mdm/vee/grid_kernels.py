@@ -1,0 +1,161 @@
+"""The per-read loops of ``grid.GridBuilder``, compiled (Numba).
+
+Placing a raw read in the grid is a handful of integer operations, but done as whole-array
+NumPy steps it was some twenty passes over each batch (the slot, the checks, the key, a
+scatter, a gather to find keys repeated within the batch, a second scatter): about 37 ns a
+read, the largest single cost of a VEE chunk. One compiled pass over the batch does the
+same in a few nanoseconds a read, and needs no scratch array the size of the grid.
+
+The rules are those of ``grid``'s docstring, read by read in arrival order:
+
+- the slot: ``(end - day0) / step``; a stamp between two interval ends goes to the slot
+  containing it when it lies on the ``grid_s`` grid (a shorter interval: ``sub``), to the
+  nearest slot otherwise (a slipped clock: ``skew``); such a read gives no value;
+- a read of an unknown meter (``row`` < 0) or whose slot lies outside the day is left to
+  the caller (``place`` lists it with its slot and remainder);
+- a read stamped more than ``future_tolerance_s`` after its receipt marks ``skew``;
+  a non-zero AMR status is OR-ed into the slot's;
+- a value is kept per (slot, channel 1..4): the highest version wins, the first arrival
+  among equal versions; ``conflict`` is set when a copy's value differs from the value
+  held when it arrives, which is set exactly when any two copies of the identity differ.
+
+Compiled once per machine (``cache=True`` keeps the machine code next to this file), so
+a Dask worker pays no compile time after the first run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["place", "put"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+IntArray = npt.NDArray[np.int64]
+
+
+def _compiled(fn: F) -> F:
+    return cast(F, numba.njit(cache=True, nogil=True)(fn))
+
+
+@_compiled
+def _put_one(
+    value: IntArray,
+    version: npt.NDArray[np.int16],
+    conflict: npt.NDArray[np.bool_],
+    key: int,
+    val: int,
+    ver: int,
+) -> None:
+    held = version[key]
+    if held == 0:
+        value[key] = val
+        version[key] = ver
+        return
+    if value[key] != val:
+        conflict[key] = True
+    if ver > held:
+        value[key] = val
+        version[key] = ver
+
+
+@_compiled
+def put(
+    value: IntArray,
+    version: npt.NDArray[np.int16],
+    conflict: npt.NDArray[np.bool_],
+    keys: IntArray,
+    vals: IntArray,
+    vers: npt.NDArray[np.int16],
+) -> None:
+    """Store reads at ``keys`` in arrival order (module docstring). Versions must be at
+    least 1: a stored version of 0 means the key holds no read."""
+    for i in range(keys.size):
+        _put_one(value, version, conflict, keys[i], vals[i], vers[i])
+
+
+@_compiled
+def place(
+    row: IntArray,
+    channel: IntArray,
+    end: IntArray,
+    val: IntArray,
+    ver: npt.NDArray[np.int16],
+    status_in: npt.NDArray[np.int16],
+    received: IntArray,
+    day0: int,
+    step: int,
+    slots: int,
+    grid_s: int,
+    future_tolerance_s: int,
+    value: IntArray,
+    version: npt.NDArray[np.int16],
+    conflict: npt.NDArray[np.bool_],
+    status: npt.NDArray[np.int16],
+    skew: npt.NDArray[np.bool_],
+    sub: npt.NDArray[np.bool_],
+    out_index: IntArray,
+    out_slot: IntArray,
+    out_rem: IntArray,
+) -> tuple[int, int]:
+    """Place a batch (module docstring): ``row`` is each read's meter row (-1: unknown);
+    ``ver``, ``status_in`` and ``received`` may be empty (not given; versions below 1
+    count as 1, since a stored 0 means an empty key). The grid's arrays are
+    ``value``/``version``/``conflict`` (slot * 4 + channel - 1) and ``status``/``skew``/
+    ``sub`` (slot). Reads outside the grid are listed in ``out_index``/``out_slot``/
+    ``out_rem`` (their row, slot and remainder of the division by ``step``). Returns (reads
+    that gave a value, reads listed)."""
+    placed = 0
+    outside = 0
+    has_version = ver.size > 0
+    has_status = status_in.size > 0
+    has_received = received.size > 0
+    half = step // 2
+    for i in range(row.size):
+        offset = end[i] - day0
+        slot = offset // step
+        rem = offset - slot * step
+        on_grid = rem == 0
+        legal = True
+        if not on_grid:
+            legal = offset % grid_s == 0
+            slot = -((-offset) // step) if legal else (offset + half) // step
+        r = row[i]
+        if r < 0 or slot < 0 or slot >= slots:
+            out_index[outside] = i
+            out_slot[outside] = slot
+            out_rem[outside] = rem
+            outside += 1
+            continue
+        k = r * slots + slot
+        if not on_grid:
+            if legal:
+                sub[k] = True
+            else:
+                skew[k] = True
+        if has_received and end[i] > received[i] + future_tolerance_s:
+            skew[k] = True
+        if has_status and status_in[i] != 0:
+            status[k] |= status_in[i]
+        c = channel[i]
+        if not on_grid or c < 1 or c > 4:
+            continue
+        placed += 1
+        # _put_one, written out: numba's inlining of it left the loop three times slower
+        key = k * 4 + c - 1
+        v = max(ver[i], 1) if has_version else 1
+        held = version[key]
+        if held == 0:
+            value[key] = val[i]
+            version[key] = v
+        else:
+            if value[key] != val[i]:
+                conflict[key] = True
+            if v > held:
+                value[key] = val[i]
+                version[key] = v
+    return placed, outside
