@@ -15,13 +15,19 @@ Timed, on ``openami.mdm.parallel`` as the product runs it (``workers=1``: in thi
 2. the billing determinants of the whole fleet for the month the day belongs to (every
    meter on the day/night plan, read on the 1st), from the validated reads.
 
-Value: interval reads (meters x 48) per second over both. Baseline: a plain Polars
-scan-and-sum of the same raw file (``group_by(meter_id).sum(value_wh)``), in the same run
-(in a process of its own, so that its memory does not count as ours), in the same unit.
-``params`` extrapolate to TEPCO's 27 million meters, give the stored bytes per validated
-read (flags included), the peak memory of each process, and the time from the day's close
-to bill-ready determinants (VEE + determinants; the cycle's other days are in the
-validated store already, and contribute no reads to a one-day run).
+Both run twice on the same processes, the day's VEE output removed in between: a cold
+pass (fresh worker processes: imports, compiled code loaded, memory faulted in) and a warm
+pass, as a day-close job finds a cluster that closed the day before.
+
+Value: interval reads (meters x 48) per second over both, in the warm pass (the cold
+pass's seconds are in ``params``). Baseline: a plain Polars scan-and-sum of the same raw
+files (``group_by(meter_id).sum(value_wh)``), in the same run (in a process of its own, so
+that its memory does not count as ours; its second scan timed, warm as well), in the same
+unit. ``params`` extrapolate to TEPCO's 27 million meters (the first million at the cold
+pass's speed, the other 26 at the warm pass's), give the stored bytes per validated read
+(flags included), the peak memory of each process, and the time from the day's close to
+bill-ready determinants (VEE + determinants; the cycle's other days are in the validated
+store already, and contribute no reads to a one-day run).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,8 +54,9 @@ import pyarrow.parquet as pq
 from openami.bench import Benchmark, BenchResult, result
 from openami.bus.contract import ReadSource
 from openami.errors import BenchmarkError
-from openami.mdm.billing import BillingMonth, load_tariffs
+from openami.mdm.billing import BillingMonth, TariffBook, load_tariffs
 from openami.mdm.parallel import billing_for_cycle, local_cluster, run_vee_day
+from openami.mdm.vee.run import RunSummary
 from openami.mdm.vee.synthetic import DAY0, write_day
 from openami.store.lake import IntervalLake
 from openami.store.validated import ValidatedStore
@@ -102,11 +110,13 @@ def _write(root: Path, meters: int, seed: int) -> tuple[IntervalLake, pl.DataFra
     return lake, per_meter.select("meter_id", "has_pv", "occupied", "contract_amps")
 
 
+# twice, the second timed: warm, as the VEE pass that counts is
 _SCAN_AND_SUM = """
 import sys, time
 import polars as pl
-began = time.perf_counter()
-pl.scan_parquet(sys.argv[1:]).group_by("meter_id").agg(pl.col("value_wh").sum()).collect()
+for _ in range(2):
+    began = time.perf_counter()
+    pl.scan_parquet(sys.argv[1:]).group_by("meter_id").agg(pl.col("value_wh").sum()).collect()
 print(time.perf_counter() - began)
 """
 
@@ -122,6 +132,43 @@ def _baseline(files: list[Path]) -> float:
     if done.returncode != 0:
         raise BenchmarkError(f"the baseline scan failed: {done.stderr.strip()[-300:]}")
     return float(done.stdout.strip())
+
+
+def _forget_day(store: ValidatedStore, day: date) -> None:
+    """Remove what VEE wrote of ``day`` (validated reads, gap book, statistics), so that
+    the next pass does the same work as the first."""
+    name = f"day={day.isoformat()}"
+    for folder in (store.reads_dir, store.gaps_dir, store.stats_dir):
+        shutil.rmtree(folder / name, ignore_errors=True)
+
+
+def _close_day(
+    lake: IntervalLake,
+    store: ValidatedStore,
+    attributes: pl.DataFrame,
+    contracts: pl.DataFrame,
+    book: TariffBook,
+    chunk: int,
+    client: Any,
+) -> tuple[float, float, RunSummary, pl.DataFrame]:
+    """VEE of the day, then the determinants of its billing month: (VEE seconds,
+    determinants seconds, VEE summary, determinants)."""
+    began = time.perf_counter()
+    summary = run_vee_day(
+        lake,
+        store,
+        DAY,
+        attributes,
+        now=DAY0 + 86_400 + 900,  # a quarter of an hour after the day's close
+        chunk_meters=chunk,
+        scheduler=client,
+    )
+    vee_s = time.perf_counter() - began
+    began = time.perf_counter()
+    det = billing_for_cycle(
+        store, MONTH, contracts, book=book, shard_meters=chunk, scheduler=client
+    )
+    return vee_s, time.perf_counter() - began, summary, det
 
 
 def _worker_peak_mib() -> float:
@@ -171,28 +218,22 @@ def run(params: Mapping[str, str]) -> BenchResult:
                 cluster = stack.enter_context(local_cluster(workers))
                 client = stack.enter_context(Client(cluster))  # type: ignore[no-untyped-call]
                 startup_s = time.perf_counter() - began
-            began = time.perf_counter()
-            summary = run_vee_day(
-                lake,
-                store,
-                DAY,
-                attributes,
-                now=DAY0 + 86_400 + 900,  # a quarter of an hour after the day's close
-                chunk_meters=chunk,
-                scheduler=client,
-            )
-            vee_s = time.perf_counter() - began
-            began = time.perf_counter()
-            det = billing_for_cycle(
-                store, MONTH, contracts, book=book, shard_meters=chunk, scheduler=client
-            )
-            billing_s = time.perf_counter() - began
+            # twice: cold (fresh worker processes) and warm (as a day-close job finds a
+            # cluster that ran the day before); the day's VEE output is removed in between
+            passes = []
+            for _ in ("cold", "warm"):
+                _forget_day(store, DAY)
+                passes.append(_close_day(lake, store, attributes, contracts, book, chunk, client))
             worker_peaks: list[float] = (
                 list(client.run(_worker_peak_mib).values()) if client is not None else []
             )
+        (cold_vee_s, cold_billing_s, _, _), (vee_s, billing_s, summary, det) = passes
         bytes_per_read = store.bytes_per_read(DAY)
         validated_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in store.files(DAY))
     total_s = vee_s + billing_s
+    cold_s = cold_vee_s + cold_billing_s
+    # a 27 M-meter day: the first million on cold processes, the other 26 on warm ones
+    day_27m_s = cold_s + (TEPCO_METERS - meters) / meters * total_s
     flagged = {k: v for k, v in sorted(summary.counts.items()) if v and "/" in k}
     return result(
         "mdm.vee",
@@ -209,17 +250,20 @@ def run(params: Mapping[str, str]) -> BenchResult:
         vee_s=round(vee_s, 2),
         vee_reads_per_s=round(reads / vee_s, 1),
         determinants_s=round(billing_s, 2),
+        cold_vee_s=round(cold_vee_s, 2),
+        cold_determinants_s=round(cold_billing_s, 2),
         contracts=det.height,
         baseline_s=round(baseline_s, 2),
         cluster_startup_s=round(startup_s, 2),
         write_day_s=round(write_s, 2),
-        extrapolated_27m_minutes=round(total_s * TEPCO_METERS / meters / 60.0, 2),
+        extrapolated_27m_minutes=round(day_27m_s / 60.0, 2),
         goal_27m_minutes=10.0,
         day_close_to_bill_ready_s=round(total_s, 2),
-        day_close_to_bill_ready_27m_minutes=round(total_s * TEPCO_METERS / meters / 60.0, 2),
+        day_close_to_bill_ready_27m_minutes=round(day_27m_s / 60.0, 2),
         goal_day_close_to_bill_ready_minutes=60.0,
         bytes_per_read=round(bytes_per_read, 3),
         validated_rows=validated_rows,
+        written=summary.written,  # by the warm pass
         raw_bytes_per_interval_read=round(raw_bytes / reads, 3),
         goal_bytes_per_read=2.0,
         peak_rss_mib=round(max([_peak_rss_mib(), *worker_peaks]), 1),
