@@ -21,9 +21,10 @@ def test_mdm_vee_runs_cold_then_warm_on_a_small_fleet() -> None:
     assert p["interval_reads"] == 2000 * 48
     warm = p["vee_s"] + p["determinants_s"]
     cold = p["cold_vee_s"] + p["cold_determinants_s"]
-    assert got.value == pytest.approx(2000 * 48 / warm, rel=1e-2)
+    # params are rounded to 10 ms: on a run this short that is a few per cent
+    assert got.value == pytest.approx(2000 * 48 / warm, rel=0.1)
     assert p["extrapolated_27m_minutes"] == pytest.approx(
-        (cold + (27_000_000 - 2000) / 2000 * warm) / 60, rel=1e-2
+        (cold + (27_000_000 - 2000) / 2000 * warm) / 60, rel=0.1
     )
     # the warm pass found no VEE output of the day: it wrote every read again
     assert p["written"] == p["validated_rows"] == 2000 * 48 * 2

@@ -41,7 +41,6 @@ import polars as pl
 import pyarrow as pa
 
 from openami.bus.contract import Channel
-from openami.mdm.vee.grid_kernels import place, put
 
 __all__ = ["CHANNELS", "GridBuilder", "GridInfo", "broadcast", "unix_seconds"]
 
@@ -170,6 +169,9 @@ class GridBuilder:
         val = np.asarray(value_wh, dtype=np.int64)
         if not ch.size == end.size == val.size == n:
             raise ValueError("meter_id, channel, interval_end and value_wh differ in length")
+        # Numba takes 0.4 s to import: loaded by the first batch, not by every command
+        from openami.mdm.vee.grid_kernels import place
+
         ver = _optional(version, np.int16, n)
         st = _optional(status, np.int16, n)
         rec = _optional(received_at, np.int64, n)
@@ -207,6 +209,8 @@ class GridBuilder:
         opening = known & (slot == -1) & (rem == 0) & (ch >= 1) & (ch <= 4)
         self.outside += int((known & ~opening).sum())
         if opening.any():
+            from openami.mdm.vee.grid_kernels import put
+
             o = self._opening
             keys = row[opening] * 4 + ch[opening] - 1
             put(o.value, o.version, o.conflict, keys, val[opening], ver[opening])
