@@ -83,15 +83,26 @@ class AppendResult:
 
 
 def write_parquet_atomically(
-    folder: Path, name: str, table: pa.Table, row_group_size: int | None = None
+    folder: Path,
+    name: str,
+    table: pa.Table,
+    row_group_size: int | None = None,
+    statistics: list[str] | None = None,
 ) -> Path:
     """Write ``table`` as ``folder/name`` whole or not at all: a temporary file, fsync,
-    rename, fsync of the folder. What this returned is on disk."""
+    rename, fsync of the folder. What this returned is on disk. ``statistics``: the
+    columns whose min/max the file keeps (default: all), for readers to skip row groups."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
         with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd", row_group_size=row_group_size)
+            pq.write_table(
+                table,
+                handle,
+                compression="zstd",
+                row_group_size=row_group_size,
+                write_statistics=True if statistics is None else statistics,
+            )
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, folder / name)

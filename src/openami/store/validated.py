@@ -50,21 +50,24 @@ __all__ = [
     "utc_days",
 ]
 
+# Columns that always have a value are declared so: Parquet then stores no null markers
+# for them (a tenth of the time a VEE chunk spends writing)
 VALIDATED_SCHEMA = pa.schema(
     [
-        ("meter_id", pa.int64()),
-        ("channel", pa.int8()),
-        ("interval_end", pa.timestamp("s", tz="UTC")),
-        ("value_wh", pa.int64()),
-        ("version", pa.int16()),
-        ("flags", pa.uint32()),
-        ("origin", pa.int8()),
+        pa.field("meter_id", pa.int64(), nullable=False),
+        pa.field("channel", pa.int8(), nullable=False),
+        pa.field("interval_end", pa.timestamp("s", tz="UTC"), nullable=False),
+        ("value_wh", pa.int64()),  # null: missing, with origin MISSING
+        pa.field("version", pa.int16(), nullable=False),
+        pa.field("flags", pa.uint32(), nullable=False),
+        pa.field("origin", pa.int8(), nullable=False),
         ("edited_by", pa.string()),
         ("reason", pa.string()),
-        ("written_at", pa.timestamp("ms", tz="UTC")),
+        pa.field("written_at", pa.timestamp("ms", tz="UTC"), nullable=False),
     ]
 )
 KEY = ["meter_id", "channel", "interval_end"]
+_REQUIRED = [f.name for f in VALIDATED_SCHEMA if not f.nullable and f.name != "written_at"]
 _POLARS = {
     "meter_id": pl.Int64(),
     "channel": pl.Int8(),
@@ -113,7 +116,8 @@ def _day_name(day: date) -> str:
 
 
 def _atomic_write(folder: Path, name: str, table: pa.Table) -> Path:
-    return write_parquet_atomically(folder, name, table, ROW_GROUP)
+    # min/max only where readers filter (meter ranges, days): the others cost time to write
+    return write_parquet_atomically(folder, name, table, ROW_GROUP, statistics=KEY)
 
 
 def _empty() -> pl.DataFrame:
@@ -148,6 +152,9 @@ class ValidatedStore:
                 if c not in rows.columns
             ]
         ).select([pl.col(c).cast(t) for c, t in _POLARS.items()])
+        nulls = [c for c in _REQUIRED if full.get_column(c).null_count()]
+        if nulls:
+            raise StoreError(f"validated reads not stored: no value in column {nulls[0]!r}")
         full = full.with_columns(_day=pl.col("interval_end") // 86_400)
         stamp = int(at.timestamp() * 1000)
         days = full.get_column("_day")

@@ -55,6 +55,32 @@ def test_store_round_trip_and_atomic_files(tmp_path: Path) -> None:
     assert set(only["meter_id"].to_list()) == {2}
 
 
+@pytest.mark.parametrize(
+    "column", ["meter_id", "channel", "interval_end", "flags", "origin", "version"]
+)
+def test_a_null_where_a_value_must_be_is_refused_and_nothing_is_stored(
+    tmp_path: Path, column: str
+) -> None:
+    store = ValidatedStore(tmp_path)
+    rows = pl.DataFrame(
+        {
+            "meter_id": [1, 2],
+            "channel": [1, 1],
+            "interval_end": [DAY0, DAY0],
+            "value_wh": [5, None],  # a missing value may be null
+            "flags": [0, 0],
+            "origin": [int(Origin.MEASURED), int(Origin.MISSING)],
+            "version": [1, 1],
+        }
+    )
+    assert store.append(rows) == 2
+    broken = rows.with_columns(pl.when(pl.col("meter_id") == 2).then(pl.col(column)))
+    with pytest.raises(StoreError, match=f"not stored: no value in column '{column}'"):
+        store.append(broken)
+    assert store.current(DAY).height == 2
+    assert len(store.files(DAY)) == 1
+
+
 def test_an_unchanged_pass_writes_nothing(tmp_path: Path) -> None:
     store = ValidatedStore(tmp_path)
     day = Day().meter(1, flat(100)).meter(2, flat(200))
