@@ -164,7 +164,9 @@ class GridBuilder:
         self.reads += n
         if n == 0:
             return
-        ch = np.asarray(channel, dtype=np.int64)
+        ch = np.asarray(channel)
+        if ch.dtype.kind not in "iu":  # Parquet gives int8: taken as it is, not widened
+            ch = ch.astype(np.int64)
         end = np.asarray(interval_end, dtype=np.int64)
         val = np.asarray(value_wh, dtype=np.int64)
         if not ch.size == end.size == val.size == n:
@@ -175,13 +177,16 @@ class GridBuilder:
         ver = _optional(version, np.int16, n)
         st = _optional(status, np.int16, n)
         rec = _optional(received_at, np.int64, n)
-        row = self._rows(mid)
+        # the kernel looks meter rows up in the table itself; sparse ids are searched here
+        lut = self._lut if self._lut is not None else np.empty(0, dtype=np.int64)
+        rows = self._rows(mid) if self._lut is None else np.empty(0, dtype=np.int64)
+        first_id = int(self.meter_ids[0]) if self.meter_ids.size else 0
         info, slots = self.info, self._slots
         out_index = np.empty(n, dtype=np.int64)
         out_slot = np.empty(n, dtype=np.int64)
         out_rem = np.empty(n, dtype=np.int64)
         placed, outside = place(
-            row, ch, end, val, ver, st, rec,
+            mid, lut, first_id, rows, ch, end, val, ver, st, rec,
             info.day0, info.step_s, info.slots, self.grid_s, self.future_tolerance_s,
             slots.value, slots.version, slots.conflict, self.status, self.skew, self.sub,
             out_index, out_slot, out_rem,
@@ -191,7 +196,12 @@ class GridBuilder:
             idx = out_index[:outside]
             versions = np.maximum(ver[idx], 1) if ver.size else np.ones(outside, np.int16)
             self._misplaced(
-                row[idx], out_slot[:outside], out_rem[:outside], ch[idx], val[idx], versions
+                self._rows(mid[idx]),
+                out_slot[:outside],
+                out_rem[:outside],
+                ch[idx].astype(np.int64),
+                val[idx],
+                versions,
             )
 
     def _misplaced(

@@ -80,8 +80,11 @@ def put(
 
 @_compiled
 def place(
-    row: IntArray,
-    channel: IntArray,
+    meter_id: IntArray,
+    lut: IntArray,
+    first_id: int,
+    rows: IntArray,
+    channel: npt.NDArray[np.integer[Any]],
     end: IntArray,
     val: IntArray,
     ver: npt.NDArray[np.int16],
@@ -102,12 +105,13 @@ def place(
     out_slot: IntArray,
     out_rem: IntArray,
 ) -> tuple[int, int]:
-    """Place a batch (module docstring): ``row`` is each read's meter row (-1: unknown);
+    """Place a batch (module docstring). A read's meter row is ``lut[meter_id - first_id]``
+    (-1: unknown), or ``rows[i]`` when ``lut`` is empty (ids too sparse for a table);
     ``ver``, ``status_in`` and ``received`` may be empty (not given; versions below 1
     count as 1, since a stored 0 means an empty key). The grid's arrays are
     ``value``/``version``/``conflict`` (slot * 4 + channel - 1) and ``status``/``skew``/
     ``sub`` (slot). Reads outside the grid are listed in ``out_index``/``out_slot``/
-    ``out_rem`` (their row, slot and remainder of the division by ``step``). Returns (reads
+    ``out_rem`` (their index, slot and remainder of the division by ``step``). Returns (reads
     that gave a value, reads listed)."""
     placed = 0
     outside = 0
@@ -115,7 +119,13 @@ def place(
     has_status = status_in.size > 0
     has_received = received.size > 0
     half = step // 2
-    for i in range(row.size):
+    has_lut = lut.size > 0
+    for i in range(meter_id.size):
+        if has_lut:
+            rel = meter_id[i] - first_id
+            r = lut[rel] if 0 <= rel < lut.size else -1
+        else:
+            r = rows[i]
         offset = end[i] - day0
         slot = offset // step
         rem = offset - slot * step
@@ -124,7 +134,6 @@ def place(
         if not on_grid:
             legal = offset % grid_s == 0
             slot = -((-offset) // step) if legal else (offset + half) // step
-        r = row[i]
         if r < 0 or slot < 0 or slot >= slots:
             out_index[outside] = i
             out_slot[outside] = slot
