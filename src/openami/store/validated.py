@@ -260,10 +260,14 @@ class ValidatedStore:
         self._save(self.stats_dir, day, "stats.parquet", stats)
 
     def load_stats(
-        self, days: Iterable[date], meters: tuple[int, int] | None = None
+        self,
+        days: Iterable[date],
+        meters: tuple[int, int] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame | None:
         """The VEE statistics of ``days`` (None when no day has any); with ``meters``
-        (first, last id) only those meters' rows, read by row group."""
+        (first, last id) only those meters' rows, read by row group; with ``columns``
+        only those columns."""
         paths = [
             path
             for d in days
@@ -274,6 +278,8 @@ class ValidatedStore:
         rows = pl.scan_parquet(paths)
         if meters is not None:
             rows = rows.filter(pl.col("meter_id").is_between(*meters))
+        if columns is not None:
+            rows = rows.select(columns)
         try:
             return rows.collect()
         except (OSError, pl.exceptions.PolarsError) as exc:

@@ -26,7 +26,7 @@ import polars as pl
 
 from openami.mdm.vee.flags import ESTIMATED, FAILED, FLAG_DTYPE
 
-__all__ = ["STATS_SCHEMA", "daily_stats", "reference_profile", "trailing_stats"]
+__all__ = ["STATS_SCHEMA", "TRAILING_COLUMNS", "daily_stats", "reference_profile", "trailing_stats"]
 
 M = "meter_id"
 DAY_S = 86_400
@@ -41,6 +41,7 @@ STATS_SCHEMA = {
 
 
 _UNTRUSTED = int(FAILED | ESTIMATED)
+TRAILING_COLUMNS = [M, "median_wh", "mad_wh", "peak_wh"]  # what trailing_stats reads
 
 
 def _sorted_median(
@@ -95,7 +96,7 @@ def trailing_stats(daily: pl.DataFrame | pl.LazyFrame, min_days: int = 3) -> pl.
     caller picks the window); meters with fewer than ``min_days`` days get none, so a new
     meter is not judged against one odd day. A missing value of a day drops out of that
     day's median or peak."""
-    rows = daily.lazy().select(M, "median_wh", "mad_wh", "peak_wh").collect()
+    rows = daily.lazy().select(TRAILING_COLUMNS).collect()
     ids = rows.get_column(M).to_numpy()
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
@@ -105,12 +106,15 @@ def trailing_stats(daily: pl.DataFrame | pl.LazyFrame, min_days: int = 3) -> pl.
     position = np.arange(ids.size) - starts[group]
     width = int(days.max()) if days.size else 0
 
-    def per_meter(column: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    def per_meter(
+        column: str, ordered: bool = True
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         matrix = np.full((starts.size, width), np.nan)
         matrix[group, position] = (
             rows.get_column(column).cast(pl.Float64).fill_null(np.nan).to_numpy()[order]
         )
-        matrix.sort(axis=1)
+        if ordered:
+            matrix.sort(axis=1)
         return matrix, np.count_nonzero(~np.isnan(matrix), axis=1)
 
     out: dict[str, npt.NDArray[np.float64]] = {}
@@ -119,10 +123,11 @@ def trailing_stats(daily: pl.DataFrame | pl.LazyFrame, min_days: int = 3) -> pl.
         known = counts > 0
         out[name] = np.full(starts.size, np.nan)
         out[name][known] = _sorted_median(matrix[known], counts[known])
-    matrix, counts = per_meter("peak_wh")
+    matrix, counts = per_meter("peak_wh", ordered=False)  # a maximum needs no sort
     peak = np.full(starts.size, np.nan)
     known = counts > 0
-    peak[known] = matrix[known, counts[known] - 1]
+    if known.any():  # (nanmax of no rows is an error, not an empty answer)
+        peak[known] = np.nanmax(matrix[known], axis=1)
     enough = days >= min_days
     return pl.DataFrame(
         {

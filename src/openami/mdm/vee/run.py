@@ -26,13 +26,14 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from openami.bus.contract import CollectRequest
 from openami.errors import ConfigError
 from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
-from openami.mdm.vee.history import reference_profile, trailing_stats
+from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
 from openami.store.lake import IntervalLake
 from openami.store.validated import ValidatedStore
 
@@ -66,6 +67,17 @@ def day_start(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
+def _ids_within(path: Path, lo: int, hi: int) -> bool:
+    """Whether every meter id in the Parquet file lies in ``lo..hi``, by its statistics."""
+    meta = pq.ParquetFile(path).metadata
+    column = meta.schema.to_arrow_schema().get_field_index("meter_id")
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.min < lo or stats.max > hi:
+            return False
+    return True
+
+
 def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: int) -> None:
     """Put the raw reads of meters ``lo..hi`` for ``day`` into ``builder``, and the
     opening interval (ending at 00:00) from the previous day's files."""
@@ -80,6 +92,8 @@ def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: 
         if not files:
             continue
         dataset = ds.dataset([str(f) for f in files], format="parquet")
+        if where is meters and all(_ids_within(f, lo, hi) for f in files):
+            where = None  # the files hold only these meters: no row to filter out
         for batch in dataset.to_batches(columns=_COLUMNS, filter=where, batch_size=1 << 20):
             builder.add(
                 batch.column("meter_id").to_numpy(),
@@ -127,7 +141,7 @@ def _trailing_history(
     """``trailing_stats`` of the meters ``first..last`` over the ``days`` days before
     ``day`` (None when no day has statistics, as ``run_day`` has it)."""
     before = [day - timedelta(days=back) for back in range(1, days + 1)]
-    daily = store.load_stats(before, (first, last))
+    daily = store.load_stats(before, (first, last), TRAILING_COLUMNS)
     if daily is None:
         return None
     return trailing_stats(daily)
