@@ -46,6 +46,7 @@ __all__ = [
     "SHARD_METERS",
     "AppendResult",
     "IntervalLake",
+    "meter_id_ranges",
     "shard_of",
     "write_parquet_atomically",
 ]
@@ -80,6 +81,18 @@ class AppendResult:
     duplicates_by_channel: dict[int, int] = field(default_factory=dict)
     written_by_channel: dict[int, int] = field(default_factory=dict)
     conflicts: int = 0  # written as a new version: another value for a stored identity
+
+
+def meter_id_ranges(file: pq.ParquetFile) -> list[tuple[int, int] | None]:
+    """Per row group of ``file``, its lowest and highest meter id from the Parquet
+    statistics (None where the group has none): which groups a meter range must read."""
+    column = file.schema_arrow.get_field_index("meter_id")
+    ranges: list[tuple[int, int] | None] = []
+    for group in range(file.metadata.num_row_groups):
+        stats = file.metadata.row_group(group).column(column).statistics
+        has = stats is not None and stats.has_min_max
+        ranges.append((int(stats.min), int(stats.max)) if has else None)
+    return ranges
 
 
 def write_parquet_atomically(

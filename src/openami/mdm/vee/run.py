@@ -34,7 +34,7 @@ from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
 from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
-from openami.store.lake import IntervalLake
+from openami.store.lake import IntervalLake, meter_id_ranges
 from openami.store.validated import ValidatedStore
 
 __all__ = [
@@ -69,13 +69,8 @@ def day_start(day: date) -> int:
 
 def _ids_within(path: Path, lo: int, hi: int) -> bool:
     """Whether every meter id in the Parquet file lies in ``lo..hi``, by its statistics."""
-    meta = pq.ParquetFile(path).metadata
-    column = meta.schema.to_arrow_schema().get_field_index("meter_id")
-    for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(column).statistics
-        if stats is None or not stats.has_min_max or stats.min < lo or stats.max > hi:
-            return False
-    return True
+    ranges = meter_id_ranges(pq.ParquetFile(path))
+    return all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges)
 
 
 def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: int) -> None:

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
+from openami.store.lake import meter_id_ranges
 from openami.store.validated import ValidatedStore
 
 __all__ = [
@@ -364,13 +365,8 @@ def write_day(folder: Path, meters: int, seed: int = 1, block: int = 100_000) ->
 
 def _row_groups(file: pq.ParquetFile, first: int, last: int) -> list[int]:
     """The row groups whose meter ids can lie in ``first..last`` (their statistics)."""
-    column = file.schema_arrow.get_field_index("meter_id")
-    chosen = []
-    for g in range(file.metadata.num_row_groups):
-        stats = file.metadata.row_group(g).column(column).statistics
-        if stats is None or not stats.has_min_max or (stats.min <= last and stats.max >= first):
-            chosen.append(g)
-    return chosen
+    ranges = meter_id_ranges(file)
+    return [g for g, r in enumerate(ranges) if r is None or (r[0] <= last and r[1] >= first)]
 
 
 def _vee_chunk(folder: Path, first: int, last: int, config: VeeConfig) -> dict[str, Any]:
