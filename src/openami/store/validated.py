@@ -45,6 +45,7 @@ __all__ = [
     "Origin",
     "ValidatedStore",
     "day_of",
+    "day_start",
     "latest_versions",
     "span_days",
     "utc_days",
@@ -93,6 +94,11 @@ class Origin(IntEnum):
 def latest_versions(rows: pl.DataFrame) -> pl.DataFrame:
     """The current value of each read: its highest version (any order out)."""
     return rows.sort("version").unique(KEY, keep="last")
+
+
+def day_start(day: date) -> int:
+    """Unix seconds of 00:00 UTC of ``day``: the first interval end its file holds."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def day_of(interval_end: int) -> date:

@@ -17,7 +17,7 @@ import polars as pl
 from openami.bus.contract import Channel
 from openami.mdm.billing.calendar import BillingError
 from openami.mdm.vee.flags import ESTIMATED, FAILED, Quality
-from openami.store.validated import Origin, ValidatedStore, span_days
+from openami.store.validated import Origin, ValidatedStore, day_start, span_days
 
 __all__ = ["load_validated_reads"]
 
@@ -59,7 +59,7 @@ def load_validated_reads(store: ValidatedStore, start: datetime, end: datetime) 
     frames = []
     for day in days:
         rows = store.current(day)
-        first = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        first = day_start(day)
         if first <= lo or first + _DAY_S - 1 > hi:  # the day's file holds ends [first, +1 day)
             rows = rows.filter(pl.col("interval_end").is_between(lo + 1, hi))
         frames.append(rows)  # a day inside the span is taken whole: no copy of it

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
 from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
 from openami.store.lake import IntervalLake, meter_id_ranges
-from openami.store.validated import ValidatedStore
+from openami.store.validated import ValidatedStore, day_start
 
 __all__ = [
     "ChunkOutcome",
@@ -61,10 +61,6 @@ class RunSummary:
     requests: list[CollectRequest]
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def day_start(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def _ids_within(path: Path, lo: int, hi: int) -> bool:
