@@ -334,3 +334,15 @@ def test_jamming_lowers_each_attempt_inside_its_window_and_area_only() -> None:
         for m in range(3):
             got = int(d.delivered[meters == m].sum())
             assert_binomial(got, per_cell, hop_success(p_try, retries) ** (m + 1), f"hop {m}")
+
+
+def test_a_hop_almost_certain_to_fail_fails_without_a_numeric_warning() -> None:
+    """A success chance so small that log(1 - p) is subnormal makes the attempts overflow
+    to infinity: the hop is lost, and no RuntimeWarning escapes (the fleet build's property
+    test drew such a chance)."""
+    from openami.fleet.network.mesh import hop_attempts
+
+    p_try = np.array([[1e-310, 4.9e-277], [5e-320, 0.5], [1.0, 1.0]])
+    ok, attempts = hop_attempts(p_try, 3, np.array([2, 1, 2]), np.random.default_rng(0))
+    assert ok.tolist() == [False, False, True]
+    assert attempts[0] == 8 and attempts[1] == 4 and attempts[2] == 2

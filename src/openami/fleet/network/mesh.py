@@ -212,8 +212,10 @@ def hop_attempts(
     p = np.broadcast_to(p_try.reshape(n, -1), (n, width))
     attempts = np.full((n, width), tries + 1, dtype=np.float64)
     can = p > 0
-    with np.errstate(divide="ignore"):
-        log_fail = np.log1p(-np.minimum(p[can], 1.0))  # -inf when p == 1: one attempt
+    # -inf when p == 1: one attempt; +inf (overflow) when p is so small that log_fail is
+    # subnormal: more attempts than any retry budget, so the hop fails, as it should
+    with np.errstate(divide="ignore", over="ignore"):
+        log_fail = np.log1p(-np.minimum(p[can], 1.0))
         need = np.ceil(np.log1p(-u[can]) / log_fail)
     attempts[can] = np.clip(need, 1, tries + 1)
     active = np.arange(width)[None, :] < n_hops[:, None]
