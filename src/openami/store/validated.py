@@ -122,8 +122,13 @@ def _day_name(day: date) -> str:
 
 
 def _atomic_write(folder: Path, name: str, table: pa.Table) -> Path:
-    # min/max only where readers filter (meter ranges, days): the others cost time to write
-    return write_parquet_atomically(folder, name, table, ROW_GROUP, statistics=KEY)
+    # min/max only where readers filter (meter ranges, days): the others cost time to write.
+    # A dictionary only for the values: on a VEE chunk's 9.6 M rows it saves more bytes
+    # there than anywhere else, while building one for the other columns took a third of
+    # the write (0.49 s against 0.32 s) for 0.8 B/read either way (measured)
+    return write_parquet_atomically(
+        folder, name, table, ROW_GROUP, statistics=KEY, dictionary=["value_wh"]
+    )
 
 
 def _empty() -> pl.DataFrame:
