@@ -105,6 +105,36 @@ def test_trailing_stats_are_the_grouped_medians(
     assert_frame_equal(got, want, check_exact=False, rel_tol=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    meters=st.lists(st.integers(1, 10**9), min_size=1, max_size=30, unique=True),
+    days=st.integers(1, 30),
+    seed=st.integers(0, 2**32 - 1),
+    missing=st.floats(0.0, 1.0),
+    min_days=st.integers(1, 5),
+    odd_one_out=st.booleans(),
+)
+def test_trailing_stats_of_the_same_meters_day_after_day(
+    meters: list[int], days: int, seed: int, missing: float, min_days: int, odd_one_out: bool
+) -> None:
+    """The daily files of a fleet that did not change: one block of meters per day, in
+    meter order (reshaped, not sorted); with ``odd_one_out`` one day lacks a meter, which
+    is the general case again."""
+    rng = np.random.default_rng(seed)
+    ids = np.tile(np.sort(np.asarray(meters, dtype=np.int64)), days)
+    if odd_one_out:
+        ids = np.delete(ids, rng.integers(ids.size))
+    columns: dict[str, object] = {M: ids}
+    for column in ("median_wh", "mad_wh", "peak_wh"):
+        values = rng.integers(0, 900, ids.size).astype(float)
+        values[rng.random(ids.size) < missing] = np.nan
+        columns[column] = pl.Series(values).fill_nan(None)
+    daily = pl.DataFrame(columns)
+    got = trailing_stats(daily, min_days=min_days)
+    want = _trailing_by_definition(daily, min_days)
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-12)
+
+
 def test_a_grid_that_is_not_whole_meters_is_refused() -> None:
     grid = pl.DataFrame({M: [1, 1, 1], "imp": [1, 2, 3], "flags_imp": [0, 0, 0]})
     with pytest.raises(ValueError, match="whole number"):

@@ -91,6 +91,18 @@ def daily_stats(
     )
 
 
+def _repeated_block(ids: npt.NDArray[np.int64]) -> int:
+    """How many meters there are when ``ids`` is one run of increasing ids repeated whole
+    (the statistics files of a fleet that did not change, day after day), else 0."""
+    if ids.size == 0:
+        return 0
+    breaks = np.flatnonzero(ids[1:] <= ids[:-1])
+    meters = int(breaks[0]) + 1 if breaks.size else ids.size
+    if ids.size % meters or not (ids.reshape(-1, meters) == ids[:meters]).all():
+        return 0
+    return meters
+
+
 def trailing_stats(daily: pl.DataFrame | pl.LazyFrame, min_days: int = 3) -> pl.DataFrame:
     """``hist_median``, ``hist_mad``, ``hist_peak`` per meter from the daily rows given (the
     caller picks the window); meters with fewer than ``min_days`` days get none, so a new
@@ -98,21 +110,34 @@ def trailing_stats(daily: pl.DataFrame | pl.LazyFrame, min_days: int = 3) -> pl.
     day's median or peak."""
     rows = daily.lazy().select(TRAILING_COLUMNS).collect()
     ids = rows.get_column(M).to_numpy()
-    order = np.argsort(ids, kind="stable")
-    ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else ids[:0]
-    days = np.diff(np.r_[starts, ids.size]).astype(np.int64)
-    group = np.repeat(np.arange(starts.size), days)
-    position = np.arange(ids.size) - starts[group]
-    width = int(days.max()) if days.size else 0
+    meters = _repeated_block(ids)
+    if meters:  # day after day the same meters in the same order: a reshape, no sort
+        starts = np.arange(meters)
+        days = np.full(meters, ids.size // meters, dtype=np.int64)
+        width = int(days[0])
+        ids = ids[:meters]
+
+        def arrange(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            return values.reshape(width, meters).T.copy()  # (sorted in place next)
+
+    else:
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else ids[:0]
+        days = np.diff(np.r_[starts, ids.size]).astype(np.int64)
+        group = np.repeat(np.arange(starts.size), days)
+        position = np.arange(ids.size) - starts[group]
+        width = int(days.max()) if days.size else 0
+
+        def arrange(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            matrix = np.full((starts.size, width), np.nan)
+            matrix[group, position] = values[order]
+            return matrix
 
     def per_meter(
         column: str, ordered: bool = True
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-        matrix = np.full((starts.size, width), np.nan)
-        matrix[group, position] = (
-            rows.get_column(column).cast(pl.Float64).fill_null(np.nan).to_numpy()[order]
-        )
+        matrix = arrange(rows.get_column(column).cast(pl.Float64).fill_null(np.nan).to_numpy())
         if ordered:
             matrix.sort(axis=1)
         return matrix, np.count_nonzero(~np.isnan(matrix), axis=1)
