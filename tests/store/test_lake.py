@@ -5,13 +5,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openami.bus.contract import Channel, ReadSource
 from openami.errors import StoreError
-from openami.store.lake import IntervalLake
+from openami.store.lake import SHARD_METERS, IntervalLake, meter_chunks, shard_of
 
 DAY0 = int(datetime(2026, 8, 3, tzinfo=UTC).timestamp())
 STEP = 1800
@@ -374,3 +375,34 @@ def test_meter_ids_beyond_the_packed_identity_are_refused(tmp_path: Path) -> Non
             }
         )
     assert lake.files() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.lists(st.integers(0, 5 * SHARD_METERS), max_size=300, unique=True).map(sorted),
+    most=st.integers(1, 120),
+)
+def test_meter_chunks_cover_the_meters_in_order_within_one_shard(ids: list[int], most: int) -> None:
+    chunks = meter_chunks(np.asarray(ids, dtype=np.int64), most)
+    # every meter once, in order
+    assert [i for lo, hi in chunks for i in ids[lo:hi]] == ids
+    for lo, hi in chunks:
+        assert 0 < hi - lo <= most
+        assert shard_of(ids[lo]) == shard_of(ids[hi - 1])
+    # cut only where it must be: at a shard boundary, or where the chunk is full
+    for (lo, hi), (nxt, _) in zip(chunks, chunks[1:], strict=False):
+        assert hi == nxt
+        assert hi - lo == most or shard_of(ids[hi - 1]) != shard_of(ids[hi])
+
+
+def test_a_fleet_numbered_from_one_is_cut_at_the_shards() -> None:
+    ids = np.arange(1, 3 * SHARD_METERS + 1, dtype=np.int64)
+    chunks = meter_chunks(ids, SHARD_METERS)
+    assert chunks == [
+        (0, SHARD_METERS - 1),
+        (SHARD_METERS - 1, 2 * SHARD_METERS - 1),
+        (2 * SHARD_METERS - 1, 3 * SHARD_METERS - 1),
+        (3 * SHARD_METERS - 1, 3 * SHARD_METERS),
+    ]
+    with pytest.raises(ValueError, match="at least one meter"):
+        meter_chunks(ids, 0)

@@ -63,7 +63,7 @@ from openami.mdm.billing import (
 from openami.mdm.billing.frames import check_contracts
 from openami.mdm.vee.config import VeeConfig
 from openami.mdm.vee.run import RunSummary, one_after_another, run_day
-from openami.store.lake import IntervalLake
+from openami.store.lake import IntervalLake, meter_chunks
 from openami.store.validated import KEY, ValidatedStore, latest_versions
 
 if TYPE_CHECKING:
@@ -355,7 +355,8 @@ def billing_for_cycle(
     progress: Progress | None = None,
 ) -> pl.DataFrame:
     """Determinants of billing month ``month`` for every contract in ``contracts`` (the
-    columns of ``billing.frames``), one shard of about ``shard_meters`` meters per task.
+    columns of ``billing.frames``), one shard of at most ``shard_meters`` meters per task,
+    cut as the VEE chunks are (``store.lake.meter_chunks``).
 
     ``source``: the validated store (bill-ready means every interval passed VEE), or the
     raw lake (validity only from the meters' own status bits: before VEE has run).
@@ -372,8 +373,9 @@ def billing_for_cycle(
     with open_runner(scheduler, workers=workers) as runner:
         shared = runner.share(calendar)
         if isinstance(source, ValidatedStore):
-            for lo in range(0, max(meters.size, 1), shard_meters):
-                part = meters[lo : lo + shard_meters]
+            # the VEE chunks' meters: each shard then reads the validated files of one chunk
+            for lo, hi in meter_chunks(meters, shard_meters) or [(0, 0)]:
+                part = meters[lo:hi]
                 first, last = (int(part[0]), int(part[-1])) if part.size else (0, -1)
                 mine = pl.col(M).is_between(first, last)
                 calls.append(

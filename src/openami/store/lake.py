@@ -46,6 +46,7 @@ __all__ = [
     "SHARD_METERS",
     "AppendResult",
     "IntervalLake",
+    "meter_chunks",
     "meter_id_ranges",
     "shard_of",
     "write_parquet_atomically",
@@ -71,6 +72,25 @@ SHARD_METERS = 100_000  # meter ids per shard folder: the size of a VEE chunk
 
 def shard_of(meter_id: int) -> int:
     return meter_id // SHARD_METERS
+
+
+def meter_chunks(meter_ids: IntArray, most: int) -> list[tuple[int, int]]:
+    """Cut sorted ``meter_ids`` into runs of at most ``most`` meters that never cross a
+    shard boundary, as (start, stop) positions: a task on one run reads only its own
+    shard's files, whole. (Cut by count alone, fleets numbered from 1 put the last meter
+    of every run in the next shard, and each run then read that shard's files too, through
+    a filter: a sixth of a VEE chunk's reading, measured.)"""
+    if most < 1:
+        raise ValueError(f"a chunk holds at least one meter, not {most}")
+    ids = np.asarray(meter_ids, dtype=np.int64)
+    shards = ids // SHARD_METERS
+    cuts = np.flatnonzero(shards[1:] != shards[:-1]) + 1
+    edges = [0, *cuts.tolist(), ids.size]
+    return [
+        (lo, min(lo + most, stop))
+        for start, stop in zip(edges[:-1], edges[1:], strict=True)
+        for lo in range(start, stop, most)
+    ]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
 from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
-from openami.store.lake import IntervalLake, meter_id_ranges
+from openami.store.lake import IntervalLake, meter_chunks, meter_id_ranges
 from openami.store.validated import ValidatedStore, day_start
 
 __all__ = [
@@ -213,7 +213,8 @@ def run_day(
 ) -> RunSummary:
     """VEE of ``day`` (a UTC day of the lake) for the meters in ``attributes``
     (``meter_id``, optional ``interval_s`` (default 1800), ``has_pv``, ``occupied``,
-    ``contract_amps``), chunk by chunk of ``chunk_meters`` meters (``vee_chunk``).
+    ``contract_amps``), chunk by chunk of at most ``chunk_meters`` meters of one lake
+    shard (``vee_chunk``).
     ``run_tasks(fn, calls)`` runs the chunks and yields ``(index, outcome)`` as each ends
     (default: one after another here; ``mdm.parallel`` passes a Dask cluster's).
     ``progress(done, total)`` is called after each chunk of meters."""
@@ -230,8 +231,8 @@ def run_day(
     for (interval_s,), group in attrs.group_by("interval_s", maintain_order=True):
         step = int(str(interval_s))
         ids = group[M].to_numpy()
-        for lo in range(0, ids.size, chunk_meters):
-            chunk = np.ascontiguousarray(ids[lo : lo + chunk_meters], dtype=np.int64)
+        for lo, hi in meter_chunks(ids, chunk_meters):
+            chunk = np.ascontiguousarray(ids[lo:hi], dtype=np.int64)
             in_chunk = pl.col(M).is_between(int(chunk[0]), int(chunk[-1]))
             calls.append(
                 (
