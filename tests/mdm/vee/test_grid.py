@@ -193,6 +193,9 @@ def raw_batches(draw: st.DrawFn) -> tuple[list[Raw], list[int]]:
         st.integers(-2, SLOTS).map(end),
         st.integers(-2 * 12, SLOTS * 12).map(lambda k: INFO.day0 + k * 300),  # shorter
         st.integers(INFO.day0 - 7200, INFO.day0 + 86_400 + 7200),  # anywhere
+        # wild clocks: either side of where the kernel stops dividing by a float
+        st.integers(-(2**41), 2**41).map(lambda k: INFO.day0 + k),
+        st.integers(-(2**61), 2**61),
     )
     read = st.tuples(
         st.sampled_from([*meters, 99]),  # 99: a meter not in the grid
