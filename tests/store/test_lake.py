@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime
@@ -390,7 +391,7 @@ def test_meter_chunks_cover_the_meters_in_order_within_one_shard(ids: list[int],
         assert 0 < hi - lo <= most
         assert shard_of(ids[lo]) == shard_of(ids[hi - 1])
     # cut only where it must be: at a shard boundary, or where the chunk is full
-    for (lo, hi), (nxt, _) in zip(chunks, chunks[1:], strict=False):
+    for (lo, hi), (nxt, _) in itertools.pairwise(chunks):
         assert hi == nxt
         assert hi - lo == most or shard_of(ids[hi - 1]) != shard_of(ids[hi])
 

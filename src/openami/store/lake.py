@@ -24,6 +24,7 @@ memory follows the days it is receiving, not the lake's age.
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import Mapping
@@ -88,7 +89,7 @@ def meter_chunks(meter_ids: IntArray, most: int) -> list[tuple[int, int]]:
     edges = [0, *cuts.tolist(), ids.size]
     return [
         (lo, min(lo + most, stop))
-        for start, stop in zip(edges[:-1], edges[1:], strict=True)
+        for start, stop in itertools.pairwise(edges)
         for lo in range(start, stop, most)
     ]
 
