@@ -202,6 +202,18 @@ def test_long_interval_after_an_interval_change() -> None:
     assert (2, "imp") not in longs  # one missing interval is a gap, not a new interval
 
 
+def test_the_first_read_of_a_meters_day_spans_from_no_earlier_read() -> None:
+    """A meter whose day starts with missing slots: its first read has no previous read of
+    its own (the meter before it in the grid has reads, which must not count)."""
+    hourly: list[int | None] = [None if k % 2 else 200 for k in range(SLOTS)]
+    late = list(hourly)
+    late[0] = None
+    day = Day().meter(1, hourly, registers=False).meter(2, late, registers=False)
+    longs = only(grid_of(day, attributes([1, 2])), Quality.LONG_INTERVAL)
+    assert longs[(1, "imp")] == list(range(2, SLOTS, 2))
+    assert longs[(2, "imp")] == list(range(4, SLOTS, 2))
+
+
 def test_power_down_is_information_not_a_failure() -> None:
     values = flat(100)
     values[7] = 0

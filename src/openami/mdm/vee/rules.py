@@ -157,17 +157,18 @@ def _register_mismatch(p: RuleConfig, ch: Ch, info: GridInfo, h: Helper) -> Chec
     before = pl.when(pl.col("slot") == 0).then(pl.col(f"open_{ch.reg}")).otherwise(reg.shift(1))
     steps = {h("step"): reg - before}
     step = pl.col(h("step"))
-    diff = value - step
+    diffs = {h("diff"): value - step}
+    diff = pl.col(h("diff"))
     sums = {
-        h("diff"): diff.sum().over(M),
+        h("diff_sum"): diff.sum().over(M),
         h("change"): pl.when(diff.is_not_null()).then(step).otherwise(0).sum().over(M),
     }
     tolerance = pl.max_horizontal(
         pl.lit(p["tolerance_wh"]),
         pl.col(h("change")).abs().cast(pl.Float64) * p["tolerance_pct"] / 100.0,
     )
-    bad = diff.is_not_null() & (pl.col(h("diff")).abs() > tolerance)
-    return Check(bad, (steps, sums))
+    bad = diff.is_not_null() & (pl.col(h("diff_sum")).abs() > tolerance)
+    return Check(bad, (steps, diffs, sums))
 
 
 def _zero_use(p: RuleConfig, ch: Ch, info: GridInfo, h: Helper) -> Check:
@@ -201,27 +202,26 @@ def _short_interval(p: RuleConfig, ch: Ch, info: GridInfo, h: Helper) -> Check:
 
 
 def _long_interval(p: RuleConfig, ch: Ch, info: GridInfo, h: Helper) -> Check:
-    # "The meter's previous read" by global forward fills over the sorted grid, kept only
-    # where the filled meter is this row's meter (no per-meter window needed).
-    value, reg, slot = pl.col(ch.value), pl.col(ch.reg), pl.col("slot").cast(pl.Int32)
+    # "The meter's previous read" by global forward fills over the sorted grid; a meter's
+    # first slot starts the fill at -1 (no read before), so no fill crosses into the next
+    # meter where it matters (no per-meter window needed)
+    value, reg, slot = pl.col(ch.value), pl.col(ch.reg), pl.col("slot")
     present = value.is_not_null()
     previous = {
-        h("prev_slot"): pl.when(present).then(slot).shift(1).forward_fill(),
-        h("prev_meter"): pl.when(present).then(pl.col(M)).shift(1).forward_fill(),
+        h("prev_slot"): pl.when(slot == 0)
+        .then(pl.lit(-1, pl.Int16))
+        .otherwise(pl.when(present).then(slot).shift(1))
+        .forward_fill(),
         # -1: that read had no register
         h("prev_reg"): pl.when(present).then(reg.fill_null(-1)).shift(1).forward_fill(),
     }
-    prev_reg = pl.col(h("prev_reg"))
-    spacing = slot - pl.col(h("prev_slot"))
+    prev_slot, prev_reg = pl.col(h("prev_slot")), pl.col(h("prev_reg"))
     span_delta = reg - prev_reg
     tol = p["tolerance_wh"]
     by_register = (prev_reg >= 0) & (span_delta > tol) & ((value - span_delta).abs() <= tol)
     candidate = {
         h("candidate"): (
-            present
-            & (pl.col(h("prev_meter")) == pl.col(M))
-            & (spacing > 1)
-            & (by_register | reg.is_null())
+            present & (prev_slot >= 0) & (slot - prev_slot > 1) & (by_register | reg.is_null())
         ).fill_null(False)
     }
     counted = {h("count"): pl.col(h("candidate")).sum().over(M)}
