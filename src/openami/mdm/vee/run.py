@@ -17,22 +17,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from openami.bus.contract import CollectRequest
-from openami.errors import ConfigError
+from openami.errors import ConfigError, StoreError
 from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
-from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
+from openami.mdm.vee.grid import GridBuilder, GridInfo
 from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
 from openami.store.lake import IntervalLake, meter_chunks, meter_id_ranges
 from openami.store.validated import ValidatedStore, day_start
@@ -71,30 +69,49 @@ def _ids_within(path: Path, lo: int, hi: int) -> bool:
 
 def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: int) -> None:
     """Put the raw reads of meters ``lo..hi`` for ``day`` into ``builder``, and the
-    opening interval (ending at 00:00) from the previous day's files."""
-    opening = builder.info.day0 - builder.info.step_s
-    meters = (ds.field("meter_id") >= lo) & (ds.field("meter_id") <= hi)
+    opening interval (ending at 00:00) from the previous day's files.
+
+    Read with Polars, batch by batch: on one thread it decodes a chunk's 19 M raw rows in
+    half the CPU time PyArrow's reader takes (0.17 s against 0.39 s, measured), which
+    PyArrow hides on an idle machine by decoding on a second core that a day's close on
+    every core does not have."""
+    opening = datetime.fromtimestamp(builder.info.day0 - builder.info.step_s, tz=UTC)
+    meters = pl.col(M).is_between(lo, hi)
     sources = [(lake.day_files(day, (lo, hi)), meters)]
     previous = lake.day_files(day - timedelta(days=1), (lo, hi))
     if previous:
-        at_midnight = ds.field("interval_end") == pa.scalar(opening, pa.timestamp("s", "UTC"))
-        sources.append((previous, meters & at_midnight))
+        sources.append((previous, meters & (pl.col("interval_end") == opening)))
     for files, where in sources:
         if not files:
             continue
-        dataset = ds.dataset([str(f) for f in files], format="parquet")
         if where is meters and all(_ids_within(f, lo, hi) for f in files):
             where = None  # the files hold only these meters: no row to filter out
-        for batch in dataset.to_batches(columns=_COLUMNS, filter=where, batch_size=1 << 20):
-            builder.add(
-                batch.column("meter_id").to_numpy(),
-                batch.column("channel").to_numpy(),
-                unix_seconds(batch.column("interval_end")),
-                batch.column("value_wh").to_numpy(),
-                version=batch.column("version").to_numpy(),
-                status=batch.column("status").to_numpy(),
-                received_at=unix_seconds(batch.column("received_at")),
-            )
+        scan = pl.scan_parquet(files).select(_COLUMNS)
+        if where is not None:
+            scan = scan.filter(where)
+        scan = scan.with_columns(pl.col("interval_end", "received_at").dt.epoch("s"))
+        try:
+            for batch in scan.collect_batches(chunk_size=1 << 20):
+                _add(builder, batch, files)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise StoreError(f"cannot read the raw reads of {day}: {exc}") from None
+
+
+def _add(builder: GridBuilder, batch: pl.DataFrame, files: list[Path]) -> None:
+    """One batch of raw reads into the grid; a read with no value in a column is refused
+    (a lake file loaded from elsewhere could hold one), not read as a number."""
+    for name in _COLUMNS:
+        if batch.get_column(name).null_count():
+            raise StoreError(f"a raw read in {files[0].parent} has no {name}")
+    builder.add(
+        batch.get_column("meter_id").to_numpy(),
+        batch.get_column("channel").to_numpy(),
+        batch.get_column("interval_end").to_numpy(),
+        batch.get_column("value_wh").to_numpy(),
+        version=batch.get_column("version").to_numpy(),
+        status=batch.get_column("status").to_numpy(),
+        received_at=batch.get_column("received_at").to_numpy(),
+    )
 
 
 def _profile_loader(
