@@ -3,13 +3,26 @@ the meters next to them that are right (or that the rule must leave alone)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openami.mdm.vee.flags import FAILED, Quality
 from openami.mdm.vee.grid import GridBuilder, GridInfo, broadcast
-from openami.mdm.vee.rules import ATTRIBUTE_COLUMNS, EXPORT, IMPORT, RULES, evaluate, flagged
+from openami.mdm.vee.rules import (
+    ATTRIBUTE_COLUMNS,
+    EXPORT,
+    IMPORT,
+    RULES,
+    _helper,
+    _with_hits,
+    evaluate,
+    flagged,
+)
 from tests.mdm.vee.support import (
     INFO,
     SLOTS,
@@ -279,3 +292,53 @@ def test_a_fifteen_minute_grid_scales_the_thresholds() -> None:
     out, _ = evaluate(grid, info, config())
     assert only(out, Quality.OVER_CONTRACT) == {(1, "imp"): [40]}
     assert only(out, Quality.ZERO_USE) == {(2, "imp"): list(range(10, 34))}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    days=st.lists(
+        st.tuples(
+            # a meter's day: every slot read, or a hole now and then, or an hourly cadence
+            st.sampled_from(["full", "holes", "hourly", "late start"]),
+            st.booleans(),  # registers
+            st.integers(0, 2**32 - 1),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_rule_with_a_scope_flags_what_it_flags_on_the_whole_grid(
+    days: list[tuple[str, bool, int]],
+) -> None:
+    """The scope is a promise (``rules.Check``): run only on the meters inside it, a rule
+    must find exactly what it finds on every meter."""
+    day = Day()
+    for meter, (shape, registers, seed) in enumerate(days, start=1):
+        rng = np.random.default_rng(seed)
+        values: list[int | None] = [int(v) for v in rng.integers(0, 400, SLOTS)]
+        if shape == "holes":
+            values = [None if rng.random() < 0.15 else v for v in values]
+        elif shape == "hourly":
+            values = [None if k % 2 else 2 * v for k, v in enumerate(values) if v is not None]
+        elif shape == "late start":
+            values[: int(rng.integers(1, 6))] = [None] * 5
+            values = values[:SLOTS]
+        day.meter(meter, values, registers=registers)
+    ids = list(range(1, len(days) + 1))
+    grid = broadcast(day.builder(ids).frame(), attributes(ids), ATTRIBUTE_COLUMNS, SLOTS)
+    cfg = config(rules={"long_interval": {"min_run": 2}})
+    scoped = [
+        r
+        for r in RULES
+        if any(
+            r.build(cfg.rules[r.name], ch, INFO, _helper(r.name, ch)).scope is not None
+            for ch in r.channels
+        )
+    ]
+    assert scoped, "no rule has a scope: nothing to hold to its promise"
+    for r in scoped:
+        for ch in r.channels:
+            check = r.build(cfg.rules[r.name], ch, INFO, _helper(r.name, ch))
+            inside = _with_hits(grid, {"hit": check}).get_column("hit")
+            everywhere = _with_hits(grid, {"hit": replace(check, scope=None)}).get_column("hit")
+            assert inside.to_list() == everywhere.to_list(), (r.name, ch.value)
