@@ -7,11 +7,11 @@ then slot, with the meter's attributes and history repeated on its rows), plus h
 columns computed first where it needs a per-meter window inside another (Polars would
 otherwise evaluate the inner window group by group), and optionally a scope: the meters
 it can flag at all, so that a rule looking for something rare runs on those meters only.
-``flagged`` filters the grid by one
-rule, which is how a rule "returns its flagged rows"; ``evaluate`` runs the enabled rules
-(the simple ones together in one ``with_columns``, which Polars runs in parallel) and folds
-the hits into a flag mask per channel. Rules are data in a table walked by code, not an
-if-chain (DESIGN principle 2): adding a rule is one function and one row.
+``flagged`` filters the grid by one rule, which is how a rule "returns its flagged rows";
+``evaluate`` runs the enabled rules (the simple ones together in one ``with_columns``,
+which Polars runs in parallel) and folds the hits into a flag mask per channel. Rules are
+data in a table walked by code, not an if-chain (DESIGN principle 2): adding a rule is one
+function and one row.
 
 The rules and how each is computed (``v`` is the channel's interval value, per meter):
 

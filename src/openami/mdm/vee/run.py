@@ -77,7 +77,7 @@ def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: 
     every core does not have."""
     opening = datetime.fromtimestamp(builder.info.day0 - builder.info.step_s, tz=UTC)
     meters = pl.col(M).is_between(lo, hi)
-    sources = [(lake.day_files(day, (lo, hi)), meters)]
+    sources: list[tuple[list[Path], pl.Expr | None]] = [(lake.day_files(day, (lo, hi)), meters)]
     previous = lake.day_files(day - timedelta(days=1), (lo, hi))
     if previous:
         sources.append((previous, meters & (pl.col("interval_end") == opening)))
