@@ -55,6 +55,39 @@ def test_store_round_trip_and_atomic_files(tmp_path: Path) -> None:
     assert set(only["meter_id"].to_list()) == {2}
 
 
+def test_one_append_across_two_days_lands_in_each_days_file(tmp_path: Path) -> None:
+    """Rows of two UTC days in one call (an edit of a night): each day's file gets its own
+    rows, with who and why where they were given and null where not."""
+    store = ValidatedStore(tmp_path)
+    rows = pl.DataFrame(
+        {
+            "meter_id": [7, 7, 8],
+            "channel": pl.Series([1, 1, 2], dtype=pl.Int8),
+            "interval_end": [DAY0 - 1800, DAY0, DAY0 + 1800],
+            "value_wh": [10, None, 30],
+            "version": pl.Series([2, 1, 1], dtype=pl.Int16),
+            "flags": pl.Series([0, 1, 0], dtype=pl.UInt32),
+            "origin": pl.Series([3, 0, 1], dtype=pl.Int8),
+            "edited_by": ["operator-3", None, None],
+            "reason": ["register photo", None, None],
+        }
+    )
+    assert store.append(rows, written_at=AT) == 3
+    before = store.versions(date(2026, 8, 2))
+    assert before.select("meter_id", "value_wh", "edited_by", "reason").rows() == [
+        (7, 10, "operator-3", "register photo")
+    ]
+    day = store.versions(DAY).sort("interval_end")
+    assert day.select("meter_id", "value_wh", "edited_by", "reason").rows() == [
+        (7, None, None, None),
+        (8, 30, None, None),
+    ]
+    assert day.schema["edited_by"] == pl.String
+    without_text = rows.drop("edited_by", "reason").with_columns(pl.col("version") + 1)
+    store.append(without_text, written_at=AT)
+    assert store.versions(DAY).get_column("reason").null_count() == 4
+
+
 @pytest.mark.parametrize(
     "column", ["meter_id", "channel", "interval_end", "flags", "origin", "version"]
 )
