@@ -123,11 +123,13 @@ def write_parquet_atomically(
     row_group_size: int | None = None,
     statistics: list[str] | None = None,
     dictionary: list[str] | None = None,
+    compression: str = "zstd",
 ) -> Path:
     """Write ``table`` as ``folder/name`` whole or not at all: a temporary file, fsync,
     rename, fsync of the folder. What this returned is on disk. ``statistics``: the
     columns whose min/max the file keeps (default: all), for readers to skip row groups;
-    ``dictionary``: the columns dictionary-encoded (default: all)."""
+    ``dictionary``: the columns dictionary-encoded (default: all); ``compression``: the
+    Parquet codec."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -135,7 +137,7 @@ def write_parquet_atomically(
             pq.write_table(
                 table,
                 handle,
-                compression="zstd",
+                compression=compression,
                 row_group_size=row_group_size,
                 write_statistics=True if statistics is None else statistics,
                 use_dictionary=True if dictionary is None else dictionary,

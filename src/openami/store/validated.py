@@ -262,9 +262,16 @@ class ValidatedStore:
 
     def _save(self, folder: Path, day: date, name: str, frame: pl.DataFrame) -> None:
         # per-meter rows in meter order: small row groups let a VEE chunk read only its
-        # meters' rows (their statistics prune the rest), not the whole fleet's 28 times
+        # meters' rows (their statistics prune the rest), not the whole fleet's 28 times.
+        # LZ4, not zstd: a chunk reads 28 of these a day, and zstd's decoding was most of
+        # that (3.0 ms a day's file against 4.9 ms, for 18.5 MB a million meters against
+        # 14.7, measured)
         write_parquet_atomically(
-            folder / f"day={_day_name(day)}", name, frame.to_arrow(), SIDE_ROW_GROUP
+            folder / f"day={_day_name(day)}",
+            name,
+            frame.to_arrow(),
+            SIDE_ROW_GROUP,
+            compression="lz4",
         )
 
     def _load(self, folder: Path, day: date, name: str) -> pl.DataFrame | None:
