@@ -35,6 +35,7 @@ from openami.mdm.billing import (
 )
 from openami.mdm.parallel import (
     WORKER_ENV,
+    _MeterRange,
     billing_for_cycle,
     cycle_span,
     local_cluster,
@@ -331,3 +332,19 @@ def test_a_bad_scheduler_is_one_clear_error() -> None:
         open_runner("tcp://127.0.0.1:9", timeout=1.0),
     ):
         pass
+
+
+def test_a_billing_shard_reads_only_its_meters(
+    validated: tuple[ValidatedStore, list[dict[str, Any]]],
+) -> None:
+    """A shard's view of the validated store holds its meter range only, whether a file
+    holds just those meters (read whole) or more (filtered)."""
+    store = validated[0]
+    everything = store.current(DAY2)
+    ids = everything.get_column("meter_id").unique().sort()
+    first, last = int(ids[0]), int(ids[CHUNK // 2])  # inside the first VEE chunk's file
+    for lo, hi in ((first, last), (int(ids[0]), int(ids[-1]))):
+        mine = _MeterRange(store.root, lo, hi).current(DAY2)
+        want = everything.filter(pl.col("meter_id").is_between(lo, hi))
+        assert mine.height == want.height > 0
+        assert mine.get_column("meter_id").is_between(lo, hi).all()

@@ -63,7 +63,7 @@ from openami.mdm.billing import (
 from openami.mdm.billing.frames import check_contracts
 from openami.mdm.vee.config import VeeConfig
 from openami.mdm.vee.run import RunSummary, one_after_another, run_day
-from openami.store.lake import IntervalLake, meter_chunks
+from openami.store.lake import IntervalLake, holds_only, meter_chunks
 from openami.store.validated import KEY, ValidatedStore, latest_versions
 
 if TYPE_CHECKING:
@@ -288,13 +288,11 @@ class _MeterRange(ValidatedStore):
         files = self.files(day)
         if not files:
             return self.versions(day, []).select(_BILLED_COLUMNS)
-        rows = (
-            pl.scan_parquet(files)
-            .select(_BILLED_COLUMNS)
-            .filter(pl.col(M).is_between(self.first, self.last))
-            .with_columns(pl.col("interval_end").dt.epoch("s"))
-            .collect()
-        )
+        scan = pl.scan_parquet(files).select(_BILLED_COLUMNS)
+        # a shard is a VEE chunk, whose file holds its meters only: no filter to copy rows
+        if not holds_only(files, self.first, self.last):
+            scan = scan.filter(pl.col(M).is_between(self.first, self.last))
+        rows = scan.with_columns(pl.col("interval_end").dt.epoch("s")).collect()
         top = rows.get_column("version").max()
         if top is None or int(top) <= 1:  # type: ignore[arg-type]
             return rows

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ __all__ = [
     "SHARD_METERS",
     "AppendResult",
     "IntervalLake",
+    "holds_only",
     "meter_chunks",
     "meter_id_ranges",
     "shard_of",
@@ -114,6 +115,16 @@ def meter_id_ranges(file: pq.ParquetFile) -> list[tuple[int, int] | None]:
         has = stats is not None and stats.has_min_max
         ranges.append((int(stats.min), int(stats.max)) if has else None)
     return ranges
+
+
+def holds_only(paths: Sequence[Path], lo: int, hi: int) -> bool:
+    """Whether every meter id in the Parquet files lies in ``lo..hi``, by their statistics:
+    a reader of that meter range then needs no filter (a filter copies every row)."""
+    for path in paths:
+        ranges = meter_id_ranges(pq.ParquetFile(path))
+        if not all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges):
+            return False
+    return True
 
 
 def write_parquet_atomically(

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow.parquet as pq
 
 from openami.bus.contract import CollectRequest
 from openami.errors import ConfigError, StoreError
@@ -32,7 +31,7 @@ from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo
 from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
-from openami.store.lake import IntervalLake, meter_chunks, meter_id_ranges
+from openami.store.lake import IntervalLake, holds_only, meter_chunks
 from openami.store.validated import ValidatedStore, day_start
 
 __all__ = [
@@ -61,12 +60,6 @@ class RunSummary:
     seconds: float = 0.0
 
 
-def _ids_within(path: Path, lo: int, hi: int) -> bool:
-    """Whether every meter id in the Parquet file lies in ``lo..hi``, by its statistics."""
-    ranges = meter_id_ranges(pq.ParquetFile(path))
-    return all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges)
-
-
 def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: int) -> None:
     """Put the raw reads of meters ``lo..hi`` for ``day`` into ``builder``, and the
     opening interval (ending at 00:00) from the previous day's files.
@@ -84,7 +77,7 @@ def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: 
     for files, where in sources:
         if not files:
             continue
-        if where is meters and all(_ids_within(f, lo, hi) for f in files):
+        if where is meters and holds_only(files, lo, hi):
             where = None  # the files hold only these meters: no row to filter out
         scan = pl.scan_parquet(files).select(_COLUMNS)
         if where is not None:
