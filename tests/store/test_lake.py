@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openami.bus.contract import Channel, ReadSource
 from openami.errors import StoreError
-from openami.store.lake import SHARD_METERS, IntervalLake, meter_chunks, shard_of
+from openami.store.lake import SHARD_METERS, IntervalLake, meter_chunks, meter_files, shard_of
 
 DAY0 = int(datetime(2026, 8, 3, tzinfo=UTC).timestamp())
 STEP = 1800
@@ -407,3 +409,21 @@ def test_a_fleet_numbered_from_one_is_cut_at_the_shards() -> None:
     ]
     with pytest.raises(ValueError, match="at least one meter"):
         meter_chunks(ids, 0)
+
+
+def test_meter_files_chooses_by_statistics(tmp_path: Path) -> None:
+    """Files are chosen by their row groups' meter-id statistics; a range covering every
+    chosen file's ids needs no filter."""
+    paths = []
+    for name, ids in (("a", [1, 2, 3, 4]), ("b", [5, 6, 7, 8]), ("c", [9, 10, 11, 12])):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"meter_id": pa.array(ids, pa.int64())}), path, row_group_size=2)
+        paths.append(path)
+    a, b, c = paths
+    assert meter_files(paths, 10, 40) == ([c], False)
+    assert meter_files(paths, 5, 8) == ([b], True)
+    assert meter_files(paths, 3, 6) == ([a, b], False)
+    assert meter_files(paths, 1, 12) == (paths, True)
+    assert meter_files(paths, 7, 7) == ([b], False)
+    assert meter_files(paths, 20, 30) == ([], True)
+    assert meter_files(paths, 3, 4) == ([a], False)  # a's second row group holds only 3, 4

@@ -63,7 +63,7 @@ from openami.mdm.billing import (
 from openami.mdm.billing.frames import check_contracts
 from openami.mdm.vee.config import VeeConfig
 from openami.mdm.vee.run import RunSummary, one_after_another, run_day
-from openami.store.lake import IntervalLake, holds_only, meter_chunks
+from openami.store.lake import IntervalLake, meter_chunks, meter_files
 from openami.store.validated import KEY, ValidatedStore, latest_versions
 
 if TYPE_CHECKING:
@@ -285,12 +285,13 @@ class _MeterRange(ValidatedStore):
     def current(
         self, day: date, meter_ids: Sequence[int] | pl.Series | None = None
     ) -> pl.DataFrame:
-        files = self.files(day)
+        # a shard is cut as the VEE chunks are: it reads its chunk's files (by their
+        # statistics), whole when they hold its meters only, with no filter to copy rows
+        files, only = meter_files(self.files(day), self.first, self.last)
         if not files:
             return self.versions(day, []).select(_BILLED_COLUMNS)
         scan = pl.scan_parquet(files).select(_BILLED_COLUMNS)
-        # a shard is a VEE chunk, whose file holds its meters only: no filter to copy rows
-        if not holds_only(files, self.first, self.last):
+        if not only:
             scan = scan.filter(pl.col(M).is_between(self.first, self.last))
         rows = scan.with_columns(pl.col("interval_end").dt.epoch("s")).collect()
         top = rows.get_column("version").max()

@@ -47,8 +47,8 @@ __all__ = [
     "SHARD_METERS",
     "AppendResult",
     "IntervalLake",
-    "holds_only",
     "meter_chunks",
+    "meter_files",
     "meter_id_ranges",
     "shard_of",
     "write_parquet_atomically",
@@ -117,14 +117,17 @@ def meter_id_ranges(file: pq.ParquetFile) -> list[tuple[int, int] | None]:
     return ranges
 
 
-def holds_only(paths: Sequence[Path], lo: int, hi: int) -> bool:
-    """Whether every meter id in the Parquet files lies in ``lo..hi``, by their statistics:
-    a reader of that meter range then needs no filter (a filter copies every row)."""
+def meter_files(paths: Sequence[Path], lo: int, hi: int) -> tuple[list[Path], bool]:
+    """The Parquet files that may hold meter ids in ``lo..hi`` (by their statistics), and
+    whether each of those holds only such ids: a reader of that range then needs no
+    filter (a filter copies every row it keeps)."""
+    chosen, only = [], True
     for path in paths:
         ranges = meter_id_ranges(pq.ParquetFile(path))
-        if not all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges):
-            return False
-    return True
+        if any(r is None or (r[0] <= hi and lo <= r[1]) for r in ranges):
+            chosen.append(path)
+            only = only and all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges)
+    return chosen, only
 
 
 def write_parquet_atomically(

@@ -476,3 +476,29 @@ def test_contract_ids_may_be_registry_mrids(book: TariffBook, august: BillingCal
     assert finalize(merge_partials(parts), contracts, august).equals(out)
     with pytest.raises(BillingError, match="contract_id must be an integer"):
         accumulate(reads, contracts.with_columns(contract_id=pl.lit(1.5)), august)
+
+
+def test_the_order_of_the_reads_does_not_matter(book: TariffBook) -> None:
+    """Reads in meter and time order are grouped without hashing (``accumulate``); any
+    other order must give the same determinants, including the day and time of the
+    maximum demand and a retailer switch mid-cycle."""
+    reads = make_reads([1, 2, 3], jst(2024, 7, 1), jst(2024, 8, 1), value=3)
+    reads = reads.with_columns(
+        import_wh=pl.int_range(pl.len()) % 97, export_wh=pl.int_range(pl.len()) % 5
+    )
+    contracts = make_contracts([(1, TOU, 1), (2, SEASONAL, 1), (3, FLAT, 15)])
+    ordered = determinants(
+        book, BillingMonth(2024, 8), reads.sort("meter_id", "interval_end"), contracts
+    )
+    shuffled = determinants(
+        book, BillingMonth(2024, 8), reads.sample(fraction=1.0, shuffle=True, seed=7), contracts
+    )
+    backwards = determinants(
+        book,
+        BillingMonth(2024, 8),
+        reads.sort("meter_id", "interval_end", descending=True),
+        contracts,
+    )
+    assert ordered.height == 3
+    assert shuffled.equals(ordered)
+    assert backwards.equals(ordered)

@@ -31,7 +31,7 @@ from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import GAP_SCHEMA, new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo
 from openami.mdm.vee.history import TRAILING_COLUMNS, reference_profile, trailing_stats
-from openami.store.lake import IntervalLake, holds_only, meter_chunks
+from openami.store.lake import IntervalLake, meter_chunks, meter_files
 from openami.store.validated import ValidatedStore, day_start
 
 __all__ = [
@@ -77,8 +77,12 @@ def feed_lake(builder: GridBuilder, lake: IntervalLake, day: date, lo: int, hi: 
     for files, where in sources:
         if not files:
             continue
-        if where is meters and holds_only(files, lo, hi):
-            where = None  # the files hold only these meters: no row to filter out
+        if where is meters:
+            files, only = meter_files(files, lo, hi)
+            if only:
+                where = None  # the files hold only these meters: no row to filter out
+            if not files:
+                continue
         scan = pl.scan_parquet(files).select(_COLUMNS)
         if where is not None:
             scan = scan.filter(where)
