@@ -427,3 +427,10 @@ def test_meter_files_chooses_by_statistics(tmp_path: Path) -> None:
     assert meter_files(paths, 7, 7) == ([b], False)
     assert meter_files(paths, 20, 30) == ([], True)
     assert meter_files(paths, 3, 4) == ([a], False)  # a's second row group holds only 3, 4
+
+
+def test_meter_files_names_a_file_it_cannot_read(tmp_path: Path) -> None:
+    broken = tmp_path / "part-broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(StoreError, match=r"part-broken\.parquet"):
+        meter_files([broken], 1, 10)

@@ -123,7 +123,10 @@ def meter_files(paths: Sequence[Path], lo: int, hi: int) -> tuple[list[Path], bo
     filter (a filter copies every row it keeps)."""
     chosen, only = [], True
     for path in paths:
-        ranges = meter_id_ranges(pq.ParquetFile(path))
+        try:
+            ranges = meter_id_ranges(pq.ParquetFile(path))
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
         if any(r is None or (r[0] <= hi and lo <= r[1]) for r in ranges):
             chosen.append(path)
             only = only and all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges)

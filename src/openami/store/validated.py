@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from openami.errors import StoreError
-from openami.store.lake import write_parquet_atomically
+from openami.store.lake import meter_files, write_parquet_atomically
 from openami.store.shard_files import file_name, stamp_of
 
 __all__ = [
@@ -203,12 +203,15 @@ class ValidatedStore:
         """Every stored version of the day's reads (optionally of some meters only), with
         ``interval_end`` in Unix seconds and ``written_at`` as stored."""
         files = self.files(day)
+        ids = None if meter_ids is None else pl.Series(meter_ids, dtype=pl.Int64)
+        if files and ids is not None and ids.len():
+            # only the files whose statistics may hold these meters (a VEE chunk's own)
+            files, _ = meter_files(files, int(ids.min()), int(ids.max()))  # type: ignore[arg-type]
         if not files:
             return _empty().with_columns(written_at=pl.lit(None, dtype=pl.Datetime("ms", "UTC")))
         try:
             scan = pl.scan_parquet(files)
-            if meter_ids is not None:
-                ids = pl.Series(meter_ids, dtype=pl.Int64)
+            if ids is not None:
                 scan = (
                     scan.filter(
                         pl.col("meter_id").is_between(ids.min(), ids.max())
