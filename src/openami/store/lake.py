@@ -47,6 +47,7 @@ __all__ = [
     "SHARD_METERS",
     "AppendResult",
     "IntervalLake",
+    "may_hold",
     "meter_chunks",
     "meter_files",
     "meter_id_ranges",
@@ -117,6 +118,12 @@ def meter_id_ranges(file: pq.ParquetFile) -> list[tuple[int, int] | None]:
     return ranges
 
 
+def may_hold(span: tuple[int, int] | None, lo: int, hi: int) -> bool:
+    """Whether a row group whose meter ids span ``span`` (``meter_id_ranges``; None: no
+    statistics kept) may hold meter ids in ``lo..hi``."""
+    return span is None or (span[0] <= hi and lo <= span[1])
+
+
 def meter_files(paths: Sequence[Path], lo: int, hi: int) -> tuple[list[Path], bool]:
     """The Parquet files that may hold meter ids in ``lo..hi`` (by their statistics), and
     whether each of those holds only such ids: a reader of that range then needs no
@@ -127,7 +134,7 @@ def meter_files(paths: Sequence[Path], lo: int, hi: int) -> tuple[list[Path], bo
             ranges = meter_id_ranges(pq.ParquetFile(path))
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
-        if any(r is None or (r[0] <= hi and lo <= r[1]) for r in ranges):
+        if any(may_hold(r, lo, hi) for r in ranges):
             chosen.append(path)
             only = only and all(r is not None and lo <= r[0] and r[1] <= hi for r in ranges)
     return chosen, only

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from openami.mdm.vee.config import VeeConfig, default_config
 from openami.mdm.vee.engine import new_versions, validate_partition
 from openami.mdm.vee.grid import GridBuilder, GridInfo, unix_seconds
-from openami.store.lake import meter_id_ranges
+from openami.store.lake import may_hold, meter_id_ranges
 from openami.store.validated import ValidatedStore
 
 __all__ = [
@@ -365,8 +365,7 @@ def write_day(folder: Path, meters: int, seed: int = 1, block: int = 100_000) ->
 
 def _row_groups(file: pq.ParquetFile, first: int, last: int) -> list[int]:
     """The row groups whose meter ids can lie in ``first..last`` (their statistics)."""
-    ranges = meter_id_ranges(file)
-    return [g for g, r in enumerate(ranges) if r is None or (r[0] <= last and r[1] >= first)]
+    return [g for g, r in enumerate(meter_id_ranges(file)) if may_hold(r, first, last)]
 
 
 def _vee_chunk(folder: Path, first: int, last: int, config: VeeConfig) -> dict[str, Any]:
