@@ -186,7 +186,9 @@ def _reference(
 
 @st.composite
 def raw_batches(draw: st.DrawFn) -> tuple[list[Raw], list[int]]:
-    meters = sorted(draw(st.sets(st.integers(1, 50), min_size=1, max_size=3)))
+    # ids close together (a lookup table) or far apart (a search: the sparse path)
+    spread = draw(st.sampled_from([1, 10**9]))
+    meters = sorted(m * spread for m in draw(st.sets(st.integers(1, 50), min_size=1, max_size=3)))
     stamps = st.one_of(
         # mostly a few slots at both ends of the day, so that copies of a read meet
         st.sampled_from([-2, -1, 0, 1, 2, SLOTS - 1, SLOTS]).map(end),
@@ -198,7 +200,7 @@ def raw_batches(draw: st.DrawFn) -> tuple[list[Raw], list[int]]:
         st.integers(-(2**61), 2**61),
     )
     read = st.tuples(
-        st.sampled_from([*meters, 99]),  # 99: a meter not in the grid
+        st.sampled_from([*meters, 99 * spread]),  # 99: a meter not in the grid
         st.sampled_from([1, 1, 2, 2, 3, 4, 0, 5]),  # channels outside 1..4 included
         stamps,
         st.integers(-2, 2),  # few values, so copies often agree and sometimes not

@@ -196,7 +196,7 @@ class GridBuilder:
             idx = out_index[:outside]
             versions = np.maximum(ver[idx], 1) if ver.size else np.ones(outside, np.int16)
             self._misplaced(
-                self._rows(mid[idx]),
+                rows[idx] if rows.size else self._rows(mid[idx]),  # sparse ids: searched once
                 out_slot[:outside],
                 out_rem[:outside],
                 ch[idx].astype(np.int64),
