@@ -204,21 +204,19 @@ class ValidatedStore:
         ``interval_end`` in Unix seconds and ``written_at`` as stored."""
         files = self.files(day)
         ids = None if meter_ids is None else pl.Series(meter_ids, dtype=pl.Int64)
-        if files and ids is not None and ids.len():
-            # only the files whose statistics may hold these meters (a VEE chunk's own)
-            files, _ = meter_files(files, int(ids.min()), int(ids.max()))  # type: ignore[arg-type]
+        if files and ids is not None:
+            # only the files whose statistics may hold these meters (a VEE chunk's own);
+            # none for no meters, without reading any
+            lo, hi = ids.min(), ids.max()
+            files = meter_files(files, int(lo), int(hi))[0] if ids.len() else []  # type: ignore[arg-type]
         if not files:
             return _empty().with_columns(written_at=pl.lit(None, dtype=pl.Datetime("ms", "UTC")))
         try:
             scan = pl.scan_parquet(files)
             if ids is not None:
-                scan = (
-                    scan.filter(
-                        pl.col("meter_id").is_between(ids.min(), ids.max())
-                        & pl.col("meter_id").is_in(ids.implode())
-                    )
-                    if ids.len()
-                    else scan.filter(pl.lit(False))
+                scan = scan.filter(
+                    pl.col("meter_id").is_between(ids.min(), ids.max())
+                    & pl.col("meter_id").is_in(ids.implode())
                 )
             return scan.with_columns(
                 pl.col("interval_end").dt.epoch("s").alias("interval_end")

@@ -53,6 +53,8 @@ def test_store_round_trip_and_atomic_files(tmp_path: Path) -> None:
     assert 0 < store.bytes_per_read(DAY) < 100
     only = store.current(DAY, [2])
     assert set(only["meter_id"].to_list()) == {2}
+    none = store.versions(DAY, [])
+    assert none.height == 0 and none.schema == store.versions(DAY).schema
 
 
 def test_one_append_across_two_days_lands_in_each_days_file(tmp_path: Path) -> None:
